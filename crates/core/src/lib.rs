@@ -1,0 +1,8 @@
+//! The pure core of dorametrics: domain types, validation of incoming events, repository-id
+//! normalisation and the query language. Nothing here does I/O, so everything is unit-testable.
+#![forbid(unsafe_code)]
+
+pub mod model;
+pub mod query;
+pub mod repo;
+pub mod time;

@@ -1,0 +1,103 @@
+//! Timestamps: everything is stored as integer nanoseconds since the Unix epoch (UTC).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Nanoseconds since the Unix epoch, UTC.
+pub type Nanos = i64;
+
+/// Why a timestamp could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampError {
+    #[error("must be a positive Unix timestamp")]
+    NotPositive,
+    #[error("is out of range (after the year 2262)")]
+    OutOfRange,
+    #[error("is not a valid RFC 3339 date-time (e.g. 2025-01-31T23:59:59Z)")]
+    BadRfc3339,
+}
+
+/// Reads an integer Unix timestamp in seconds, milliseconds or nanoseconds, telling the unit by
+/// magnitude: `< 1e11` is seconds, `< 1e14` milliseconds, anything larger nanoseconds.
+pub fn from_unix_any_unit(value: i64) -> Result<Nanos, TimestampError> {
+    if value <= 0 {
+        return Err(TimestampError::NotPositive);
+    }
+    let factor = if value < 100_000_000_000 {
+        1_000_000_000
+    } else if value < 100_000_000_000_000 {
+        1_000_000
+    } else {
+        1
+    };
+    value.checked_mul(factor).ok_or(TimestampError::OutOfRange)
+}
+
+/// Reads an RFC 3339 date-time with any offset.
+pub fn from_rfc3339(text: &str) -> Result<Nanos, TimestampError> {
+    let parsed = DateTime::parse_from_rfc3339(text).map_err(|_| TimestampError::BadRfc3339)?;
+    parsed
+        .with_timezone(&Utc)
+        .timestamp_nanos_opt()
+        .ok_or(TimestampError::OutOfRange)
+}
+
+/// Formats as RFC 3339 in UTC ending in `Z`, with as many fractional digits as needed (0, 3, 6 or 9).
+pub fn to_rfc3339(nanos: Nanos) -> String {
+    DateTime::<Utc>::from_timestamp_nanos(nanos).to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// The current time, in nanoseconds.
+pub fn now() -> Nanos {
+    Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_are_told_by_magnitude() {
+        assert_eq!(
+            from_unix_any_unit(1_693_491_974),
+            Ok(1_693_491_974_000_000_000)
+        );
+        assert_eq!(
+            from_unix_any_unit(1_693_491_974_123),
+            Ok(1_693_491_974_123_000_000)
+        );
+        assert_eq!(
+            from_unix_any_unit(1_693_491_974_123_456_789),
+            Ok(1_693_491_974_123_456_789)
+        );
+        // The boundaries themselves.
+        assert_eq!(
+            from_unix_any_unit(99_999_999_999),
+            Err(TimestampError::OutOfRange)
+        );
+        assert_eq!(
+            from_unix_any_unit(100_000_000_000),
+            Ok(100_000_000_000_000_000)
+        );
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert_eq!(from_unix_any_unit(0), Err(TimestampError::NotPositive));
+        assert_eq!(from_unix_any_unit(-5), Err(TimestampError::NotPositive));
+        assert_eq!(from_rfc3339("yesterday"), Err(TimestampError::BadRfc3339));
+    }
+
+    #[test]
+    fn rfc3339_round_trips_in_utc() {
+        let n = from_rfc3339("2025-01-31T23:59:59+01:00").unwrap();
+        assert_eq!(to_rfc3339(n), "2025-01-31T22:59:59Z");
+        assert_eq!(
+            to_rfc3339(1_693_491_974_123_000_000),
+            "2023-08-31T14:26:14.123Z"
+        );
+        assert_eq!(
+            to_rfc3339(1_693_491_974_000_000_001),
+            "2023-08-31T14:26:14.000000001Z"
+        );
+    }
+}

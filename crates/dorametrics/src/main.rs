@@ -1,0 +1,158 @@
+//! The `dorametrics` command: the server and the tools around it.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use dora_core::model::Scope;
+use dora_server::auth::{generate_token, hash_token};
+use dora_store::{redact_url, Store, TokenRecord};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "dorametrics",
+    version,
+    about = "A self-hosted DORA metrics server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Args)]
+struct DatabaseArg {
+    /// Database URL: sqlite://PATH (the embedded default).
+    #[arg(
+        long,
+        env = "DORA_DATABASE",
+        default_value = "sqlite://dorametrics.db",
+        hide_env_values = true
+    )]
+    database: String,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DORA_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    #[command(flatten)]
+    db: DatabaseArg,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it, alone, on stdout. It is shown only this once.
+    Create {
+        /// A name to recognise the token by.
+        #[arg(long)]
+        name: String,
+        /// What the token may do: dora_metrics_read, dora_metrics_write or admin (repeatable).
+        #[arg(long = "scope", required = true, value_parser = parse_scope)]
+        scopes: Vec<Scope>,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+}
+
+fn parse_scope(text: &str) -> Result<Scope, String> {
+    Scope::parse(text).ok_or_else(|| {
+        format!("unknown scope {text:?}; use dora_metrics_read, dora_metrics_write or admin")
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DORA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Token(TokenCommand::Create { name, scopes, db }) => {
+            let store = open_store(&db.database).await?;
+            let token = create_token(store.as_ref(), name, scopes).await?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
+    dora_store::open(url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact_url(url)))
+}
+
+async fn create_token(store: &dyn Store, name: String, scopes: Vec<Scope>) -> Result<String> {
+    let token = generate_token();
+    store
+        .create_token(TokenRecord {
+            name,
+            hash: hash_token(&token),
+            scopes,
+        })
+        .await
+        .context("cannot store the token")?;
+    Ok(token)
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let store = open_store(&args.db.database).await?;
+    if store.count_tokens().await? == 0 {
+        let token =
+            create_token(store.as_ref(), "initial admin".into(), vec![Scope::Admin]).await?;
+        eprintln!(
+            "Created the first admin token (shown only now, keep it safe):\n  {token}\n\
+             Send it as a header, e.g.: curl -H 'DD-API-KEY: {token}' http://{}/api/v2/dora/deployments ...",
+            args.listen
+        );
+    }
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        database = %redact_url(&args.db.database),
+        "dorametrics listening"
+    );
+    dora_server::serve(listener, store, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return interrupt.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

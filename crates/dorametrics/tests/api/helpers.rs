@@ -1,0 +1,178 @@
+use std::sync::Arc;
+
+use dora_core::model::Scope;
+use dora_server::auth::{generate_token, hash_token};
+use dora_store::{Store, TokenRecord};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub admin: String,
+    pub read: String,
+    pub write: String,
+    pub store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+pub const SHA_A: &str = "66adc9350f2cc9b250b69abddab733dd55e1a588";
+
+async fn token(store: &dyn Store, scopes: Vec<Scope>) -> String {
+    let token = generate_token();
+    store
+        .create_token(TokenRecord {
+            name: "test".into(),
+            hash: hash_token(&token),
+            scopes,
+        })
+        .await
+        .unwrap();
+    token
+}
+
+/// Starts the server on port 0 over a fresh SQLite file.
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let store = dora_store::open(&url).await.unwrap();
+    let admin = token(store.as_ref(), vec![Scope::Admin]).await;
+    let read = token(store.as_ref(), vec![Scope::Read]).await;
+    let write = token(store.as_ref(), vec![Scope::Write]).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let served = Arc::clone(&store);
+    tokio::spawn(async move {
+        dora_server::serve(listener, served, std::future::pending())
+            .await
+            .unwrap();
+    });
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        admin,
+        read,
+        write,
+        store,
+        _dir: dir,
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Reply {
+    /// `(pointer, detail)` of the first JSON:API error.
+    pub fn problem(&self) -> (String, String) {
+        let error = &self.body["errors"][0];
+        (
+            error["source"]["pointer"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            error["detail"].as_str().unwrap_or("").to_string(),
+        )
+    }
+}
+
+impl TestApp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(token) = token {
+            request = request.header("DD-API-KEY", token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = response.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(&self.admin), Some(body))
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, Some(&self.admin), None).await
+    }
+
+    /// Posts a deployment with these attributes; returns its id.
+    pub async fn deploy(&self, attributes: Value) -> String {
+        let reply = self
+            .post(
+                "/api/v2/dora/deployment",
+                json!({ "data": { "attributes": attributes } }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+        reply.body["data"]["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn fail(&self, attributes: Value) -> String {
+        let reply = self
+            .post(
+                "/api/v2/dora/failure",
+                json!({ "data": { "attributes": attributes } }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+        reply.body["data"]["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn list(&self, kind: &str, attributes: Value) -> Reply {
+        let request_type = format!("dora_{kind}_list_request");
+        self.post(
+            &format!("/api/v2/dora/{kind}"),
+            json!({ "data": { "type": request_type, "attributes": attributes } }),
+        )
+        .await
+    }
+
+    /// Ids of a successful list, in order.
+    pub async fn list_ids(&self, kind: &str, attributes: Value) -> Vec<String> {
+        let reply = self.list(kind, attributes).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// A minimal valid deployment, finishing `minutes` after 2025-01-01T00:00:00Z.
+pub fn deployment(service: &str, env: &str, minutes: i64) -> Value {
+    let finished = 1_735_689_600 + minutes * 60;
+    json!({ "service": service, "env": env, "started_at": finished - 30, "finished_at": finished })
+}

@@ -1,0 +1,103 @@
+//! One error type for every handler, rendered in the error shape of the API surface.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::JSON_API;
+
+/// A precise complaint about one part of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub detail: String,
+    /// JSON pointer into the request document, e.g. `/data/attributes/started_at`.
+    pub pointer: Option<String>,
+}
+
+impl Problem {
+    pub fn at(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            pointer: Some(pointer.into()),
+        }
+    }
+
+    pub fn body(detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            pointer: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request: {}", .0.detail)]
+    BadRequest(Problem),
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error(transparent)]
+    Store(#[from] dora_store::StoreError),
+}
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        Self::BadRequest(problem)
+    }
+}
+
+/// `{"errors":["…"]}`: the shape Datadog uses for everything but 400.
+fn plain(status: StatusCode, message: &str) -> Response {
+    (status, json_api(json!({ "errors": [message] }))).into_response()
+}
+
+/// A JSON body with the JSON:API content type.
+pub fn json_api(value: serde_json::Value) -> Response {
+    let mut response = axum::Json(value).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_API));
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::BadRequest(problem) => {
+                let mut error = json!({
+                    "status": "400",
+                    "title": "Bad Request",
+                    "detail": problem.detail,
+                });
+                if let Some(pointer) = problem.pointer {
+                    error["source"] = json!({ "pointer": pointer });
+                }
+                (
+                    StatusCode::BAD_REQUEST,
+                    json_api(json!({ "errors": [error] })),
+                )
+                    .into_response()
+            }
+            ApiError::Unauthorized => plain(StatusCode::UNAUTHORIZED, "Unauthorized"),
+            ApiError::Forbidden => plain(StatusCode::FORBIDDEN, "Forbidden"),
+            ApiError::NotFound(what) => plain(StatusCode::NOT_FOUND, &what),
+            ApiError::PayloadTooLarge(limit) => plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("Request body is larger than the limit of {limit} bytes"),
+            ),
+            ApiError::Store(error) => {
+                tracing::error!(%error, "store failure");
+                plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The store is unavailable; retry later",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The HTTP server of dorametrics: one module per API surface, with auth, body limits and errors
+//! shared by all of them.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+mod body;
+mod datadog;
+pub mod error;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use dora_store::Store;
+use tokio::net::TcpListener;
+
+use error::ApiError;
+
+/// The media type of every Datadog-compatible response.
+pub const JSON_API: &str = "application/vnd.api+json";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+}
+
+/// Every route of the service.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .merge(datadog::routes())
+        .fallback(|| async { ApiError::NotFound("Not Found".into()) })
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                error::json_api(serde_json::json!({ "errors": ["Method Not Allowed"] })),
+            )
+        })
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "store not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+        }
+    }
+}
+
+/// One log line per request: method, path (never the query string, which may hold a
+/// `private_token`), status and duration. Headers, and so tokens, are never logged.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// Serves on an already-bound listener until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(AppState { store }))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,124 @@
+//! Where dorametrics keeps its data: one [`Store`] trait, implemented on SQLite (the embedded
+//! default). Every write that returns `Ok` is durable.
+#![forbid(unsafe_code)]
+
+pub mod query_sql;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dora_core::model::{
+    Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, Scope, StoredDeployment,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    UnsupportedUrl(String),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Database(error.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A token as stored: never the secret, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub name: String,
+    /// Lowercase hex SHA-256 of the secret.
+    pub hash: String,
+    pub scopes: Vec<Scope>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts the deployment, or replaces the one with the same id (keeping PATCH data).
+    async fn put_deployment(&self, deployment: Deployment) -> StoreResult<()>;
+    /// Inserts the failure, or replaces the one with the same id (that is how one gets resolved).
+    async fn put_failure(&self, failure: Failure) -> StoreResult<()>;
+    /// Applies a PATCH; `false` when no deployment matches the selector.
+    async fn patch_deployment(
+        &self,
+        selector: DeploymentSelector,
+        patch: DeploymentPatch,
+    ) -> StoreResult<bool>;
+    /// `false` when there was no such deployment.
+    async fn delete_deployment(&self, id: &str) -> StoreResult<bool>;
+    async fn delete_failure(&self, id: &str) -> StoreResult<bool>;
+
+    async fn get_deployment(&self, id: &str) -> StoreResult<Option<StoredDeployment>>;
+    async fn get_failure(&self, id: &str) -> StoreResult<Option<Failure>>;
+    async fn list_deployments(&self, query: &ListQuery) -> StoreResult<Vec<StoredDeployment>>;
+    async fn list_failures(&self, query: &ListQuery) -> StoreResult<Vec<Failure>>;
+
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<()>;
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+    async fn count_tokens(&self) -> StoreResult<u64>;
+
+    /// Answers when the database does (`/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Opens (creating and migrating if needed) the store a URL names: `sqlite://PATH`,
+/// `sqlite:PATH`, or a bare file path.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let path = if let Some(path) = url.strip_prefix("sqlite://") {
+        path
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        path
+    } else if url.contains("://") {
+        return Err(StoreError::UnsupportedUrl(redact_url(url)));
+    } else {
+        url
+    };
+    let store = sqlite::SqliteStore::open(path.to_string()).await?;
+    Ok(Arc::new(store))
+}
+
+/// A database URL fit for logs: the password, if any, replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://dora:s3cret@db:5432/dora"),
+            "postgres://dora:***@db:5432/dora"
+        );
+        assert_eq!(
+            redact_url("postgres://dora@db/dora"),
+            "postgres://dora@db/dora"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

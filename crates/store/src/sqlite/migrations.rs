@@ -1,0 +1,41 @@
+//! Versioned schema migrations, applied in order, each in its own transaction.
+
+use rusqlite::Connection;
+
+use crate::StoreResult;
+
+/// (version, name, SQL). Append only: a released migration never changes.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "events_and_tokens",
+    include_str!("../../migrations/sqlite/0001_events_and_tokens.sql"),
+)];
+
+pub fn run(conn: &mut Connection) -> StoreResult<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT   NOT NULL,
+             applied_at BIGINT NOT NULL
+         )",
+    )?;
+    for &(version, name, sql) in MIGRATIONS {
+        // IMMEDIATE: two processes starting on one new file must not both apply a migration.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let applied: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |row| row.get(0),
+        )?;
+        if !applied {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                rusqlite::params![version, name, dora_core::time::now()],
+            )?;
+            tracing::info!(version, name, "applied migration");
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}

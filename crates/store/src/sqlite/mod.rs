@@ -1,0 +1,281 @@
+//! The embedded SQLite store: one file in WAL mode. One writer thread owns the write connection
+//! and commits whatever has queued as one transaction (group commit: one fsync for many
+//! requests); reads run on a small pool of read-only connections.
+
+mod migrations;
+mod rows;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use dora_core::model::{
+    Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, SortField,
+    StoredDeployment,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::query_sql::{filter_sql, Dialect, SqlParam};
+use crate::{Store, StoreError, StoreResult, TokenRecord};
+use writer::{WriteJob, WriteOp};
+
+/// How many queued writes may wait for the writer before request handlers wait to enqueue.
+const WRITE_QUEUE: usize = 8192;
+/// How long a connection waits on a lock held by another process (e.g. `token create`).
+const BUSY_TIMEOUT_MS: u32 = 10_000;
+/// Read connections kept open for reuse.
+const IDLE_READERS: usize = 8;
+
+pub struct SqliteStore {
+    writes: mpsc::Sender<WriteJob>,
+    readers: Arc<ReadPool>,
+}
+
+impl SqliteStore {
+    /// Opens the database file, creating and migrating it if needed, and starts the writer.
+    pub async fn open(path: String) -> StoreResult<Self> {
+        let path = PathBuf::from(path);
+        let writer_path = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
+            let mut conn = Connection::open(&writer_path)?;
+            configure(&conn)?;
+            migrations::run(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Database(e.to_string()))??;
+        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer::run(conn, queue))
+            .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            writes,
+            readers: Arc::new(ReadPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    async fn write(&self, op: WriteOp) -> StoreResult<bool> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(WriteJob { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| StoreError::Database(e.to_string()))?
+    }
+}
+
+/// Settings every connection needs: WAL, fsync on every commit, patience with other writers.
+fn configure(conn: &Connection) -> StoreResult<()> {
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS.into()))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match reused {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS.into()))?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+}
+
+fn to_sql_values(params: Vec<SqlParam>) -> Vec<rusqlite::types::Value> {
+    params
+        .into_iter()
+        .map(|p| match p {
+            SqlParam::Text(text) => rusqlite::types::Value::Text(text),
+            SqlParam::Real(number) => rusqlite::types::Value::Real(number),
+        })
+        .collect()
+}
+
+/// `SELECT … WHERE <time range> AND <filter> ORDER BY … LIMIT …` over one event table.
+fn list_sql(
+    query: &ListQuery,
+    columns: &str,
+    table: &str,
+    attrs_table: &str,
+    range_column: &str,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let mut params = vec![
+        rusqlite::types::Value::Integer(query.from.unwrap_or(i64::MIN)),
+        rusqlite::types::Value::Integer(query.to.unwrap_or(i64::MAX)),
+        rusqlite::types::Value::Integer(i64::from(query.limit)),
+    ];
+    let filter = filter_sql(&query.filter, attrs_table, "e.pk", Dialect::Sqlite, 4);
+    params.extend(to_sql_values(filter.params));
+    let sort_column = match query.sort.field {
+        SortField::StartedAt => "started_at",
+        SortField::FinishedAt => "finished_at",
+    };
+    let direction = if query.sort.descending { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT {columns} FROM {table} e \
+         WHERE e.{range_column} >= ?1 AND e.{range_column} <= ?2 AND ({filter}) \
+         ORDER BY e.{sort_column} {direction}, e.pk {direction} LIMIT ?3",
+        filter = filter.sql
+    );
+    (sql, params)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_deployment(&self, deployment: Deployment) -> StoreResult<()> {
+        self.write(WriteOp::PutDeployment(deployment))
+            .await
+            .map(drop)
+    }
+
+    async fn put_failure(&self, failure: Failure) -> StoreResult<()> {
+        self.write(WriteOp::PutFailure(failure)).await.map(drop)
+    }
+
+    async fn patch_deployment(
+        &self,
+        selector: DeploymentSelector,
+        patch: DeploymentPatch,
+    ) -> StoreResult<bool> {
+        self.write(WriteOp::Patch(selector, patch)).await
+    }
+
+    async fn delete_deployment(&self, id: &str) -> StoreResult<bool> {
+        self.write(WriteOp::DeleteDeployment(id.to_string())).await
+    }
+
+    async fn delete_failure(&self, id: &str) -> StoreResult<bool> {
+        self.write(WriteOp::DeleteFailure(id.to_string())).await
+    }
+
+    async fn get_deployment(&self, id: &str) -> StoreResult<Option<StoredDeployment>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM deployments e WHERE e.id = ?1",
+                rows::DEPLOYMENT_COLUMNS
+            );
+            Ok(conn.query_row(&sql, [id], rows::deployment).optional()?)
+        })
+        .await
+    }
+
+    async fn get_failure(&self, id: &str) -> StoreResult<Option<Failure>> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM failures e WHERE e.id = ?1",
+                rows::FAILURE_COLUMNS
+            );
+            Ok(conn.query_row(&sql, [id], rows::failure).optional()?)
+        })
+        .await
+    }
+
+    async fn list_deployments(&self, query: &ListQuery) -> StoreResult<Vec<StoredDeployment>> {
+        let (sql, params) = list_sql(
+            query,
+            rows::DEPLOYMENT_COLUMNS,
+            "deployments",
+            "deployment_attrs",
+            "finished_at",
+        );
+        self.read(move |conn| {
+            let mut statement = conn.prepare(&sql)?;
+            let found = statement
+                .query_map(rusqlite::params_from_iter(params), rows::deployment)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn list_failures(&self, query: &ListQuery) -> StoreResult<Vec<Failure>> {
+        let (sql, params) = list_sql(
+            query,
+            rows::FAILURE_COLUMNS,
+            "failures",
+            "failure_attrs",
+            "started_at",
+        );
+        self.read(move |conn| {
+            let mut statement = conn.prepare(&sql)?;
+            let found = statement
+                .query_map(rusqlite::params_from_iter(params), rows::failure)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {
+        self.write(WriteOp::CreateToken(token)).await.map(drop)
+    }
+
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let hash = hash.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT name, hash, scopes FROM tokens WHERE hash = ?1",
+                    [hash],
+                    rows::token,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn count_tokens(&self) -> StoreResult<u64> {
+        self.read(|conn| {
+            let count: i64 = conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+}
