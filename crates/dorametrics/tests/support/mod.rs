@@ -1,4 +1,6 @@
 //! Running the real `dorametrics` binary from tests.
+// Each test binary uses only part of this module.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -36,8 +38,10 @@ pub fn create_token(database: &str, scope: &str) -> String {
 pub struct Server {
     pub child: Child,
     pub base: String,
-    /// Kept so the reader thread keeps draining the pipe (a full pipe would block the server).
-    _stderr: mpsc::Receiver<String>,
+    /// What the server said before it listened.
+    pub startup: Vec<String>,
+    /// Lines of stderr since startup; kept so the reader thread keeps draining the pipe.
+    stderr: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -60,19 +64,41 @@ impl Server {
         });
         let mut seen = Vec::new();
         loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("server did not start; it said: {seen:#?}"));
+            let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("server did not start; it said: {seen:#?}");
+            };
             if let Some(rest) = line.split("address=").nth(1) {
                 let address = rest.split_whitespace().next().unwrap().to_string();
                 return Server {
                     child,
                     base: format!("http://{address}"),
-                    _stderr: lines,
+                    startup: seen,
+                    stderr: lines,
                 };
             }
             seen.push(line);
         }
+    }
+
+    /// What the server wrote to stderr since it listened, waiting up to `wait` for more.
+    pub fn logs(&self, wait: Duration) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(line) = self.stderr.recv_timeout(wait) {
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
     }
 
     /// SIGKILL: no chance to flush or clean up.

@@ -15,6 +15,9 @@ use crate::error::Problem;
 /// Events that arrive through the Datadog API say so in their `source` attribute.
 const SOURCE: &str = "api";
 
+/// Longer queries are refused: each term costs SQL parameters, and SQLite has a limit on those.
+const MAX_QUERY_LEN: usize = 4096;
+
 /// `data.attributes` of a request document.
 fn attributes(document: &Value) -> Result<(Object<'_>, Object<'_>), Problem> {
     let root = Object::root(document)?;
@@ -169,6 +172,12 @@ pub fn list(document: &Value, kind: ListKind) -> Result<ListQuery, Problem> {
     };
     let filter = match attributes.get("query") {
         None => query::Query::All,
+        Some(Value::String(text)) if text.len() > MAX_QUERY_LEN => {
+            return Err(Problem::at(
+                attributes.pointer_of("query"),
+                format!("query is longer than {MAX_QUERY_LEN} bytes"),
+            ))
+        }
         Some(Value::String(text)) => query::parse(text)
             .map_err(|e| Problem::at(attributes.pointer_of("query"), e.to_string()))?,
         Some(_) => {
