@@ -74,6 +74,16 @@ pub enum RemediationTarget {
     Version(String),
 }
 
+impl RemediationTarget {
+    /// `(id, version)`, exactly one of them set: how stores keep the target in two columns.
+    pub fn id_and_version(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            Self::Id(id) => (Some(id), None),
+            Self::Version(version) => (None, Some(version)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remediation {
     pub kind: RemediationKind,

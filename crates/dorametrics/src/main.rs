@@ -28,11 +28,14 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Create the database if needed and bring its schema up to date, then exit.
+    Migrate(DatabaseArg),
 }
 
 #[derive(Args)]
 struct DatabaseArg {
-    /// Database URL: sqlite://PATH (the embedded default).
+    /// Database URL: sqlite://PATH (the embedded default) or postgres://USER:PASSWORD@HOST/DB.
+    /// The password never appears in logs.
     #[arg(
         long,
         env = "DORA_DATABASE",
@@ -49,6 +52,10 @@ struct ServeArgs {
     listen: String,
     #[command(flatten)]
     db: DatabaseArg,
+    /// Refuse to start on a database whose schema is behind, instead of migrating it
+    /// (for deployments that run `dorametrics migrate` as a separate step).
+    #[arg(long)]
+    no_migrate: bool,
 }
 
 #[derive(Subcommand)]
@@ -84,8 +91,13 @@ async fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Migrate(db) => {
+            open_store(&db.database, true).await?;
+            eprintln!("{} is up to date", redact_url(&db.database));
+            Ok(())
+        }
         Command::Token(TokenCommand::Create { name, scopes, db }) => {
-            let store = open_store(&db.database).await?;
+            let store = open_store(&db.database, true).await?;
             let token = create_token(store.as_ref(), name, scopes).await?;
             println!("{token}");
             Ok(())
@@ -93,8 +105,8 @@ async fn main() -> Result<()> {
     }
 }
 
-async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
-    dora_store::open(url)
+async fn open_store(url: &str, migrate: bool) -> Result<Arc<dyn Store>> {
+    dora_store::open_with(url, migrate)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(url)))
 }
@@ -113,7 +125,7 @@ async fn create_token(store: &dyn Store, name: String, scopes: Vec<Scope>) -> Re
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let store = open_store(&args.db.database).await?;
+    let store = open_store(&args.db.database, !args.no_migrate).await?;
     if store.count_tokens().await? == 0 {
         let token =
             create_token(store.as_ref(), "initial admin".into(), vec![Scope::Admin]).await?;

@@ -1,8 +1,11 @@
 //! Where dorametrics keeps its data: one [`Store`] trait, implemented on SQLite (the embedded
-//! default). Every write that returns `Ok` is durable.
+//! default) and PostgreSQL (for many stateless nodes). Every write that returns `Ok` is durable.
 #![forbid(unsafe_code)]
 
+pub mod postgres;
 pub mod query_sql;
+mod rows;
+mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use dora_core::model::{
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(String),
-    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("the store is shutting down")]
     Closed,
@@ -37,6 +40,14 @@ pub struct TokenRecord {
     /// Lowercase hex SHA-256 of the secret.
     pub hash: String,
     pub scopes: Vec<Scope>,
+}
+
+impl TokenRecord {
+    /// Scopes as stored: space-separated names.
+    pub fn scopes_text(&self) -> String {
+        let names: Vec<&str> = self.scopes.iter().map(|s| s.as_str()).collect();
+        names.join(" ")
+    }
 }
 
 #[async_trait]
@@ -68,9 +79,17 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
 }
 
-/// Opens (creating and migrating if needed) the store a URL names: `sqlite://PATH`,
-/// `sqlite:PATH`, or a bare file path.
+/// Opens (creating and migrating if needed) the store a URL names: `postgres://…` or
+/// `postgresql://…` for PostgreSQL; `sqlite://PATH`, `sqlite:PATH` or a bare file path for SQLite.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    open_with(url, true).await
+}
+
+/// Like [`open`]; with `migrate` false a database whose schema is behind is an error instead.
+pub async fn open_with(url: &str, migrate: bool) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(postgres::PostgresStore::open(url, migrate).await?));
+    }
     let path = if let Some(path) = url.strip_prefix("sqlite://") {
         path
     } else if let Some(path) = url.strip_prefix("sqlite:") {
@@ -80,7 +99,7 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     } else {
         url
     };
-    let store = sqlite::SqliteStore::open(path.to_string()).await?;
+    let store = sqlite::SqliteStore::open(path.to_string(), migrate).await?;
     Ok(Arc::new(store))
 }
 

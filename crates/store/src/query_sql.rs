@@ -27,6 +27,8 @@ pub enum Dialect {
 pub enum SqlParam {
     Text(String),
     Real(f64),
+    /// Not produced by filters; the stores' own parameters (times, limits) share the type.
+    Int(i64),
 }
 
 /// A boolean SQL expression and the values of its placeholders.

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-use crate::StoreResult;
+use crate::{StoreError, StoreResult};
 
 /// (version, name, SQL). Append only: a released migration never changes.
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
@@ -11,7 +11,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
     include_str!("../../migrations/sqlite/0001_events_and_tokens.sql"),
 )];
 
-pub fn run(conn: &mut Connection) -> StoreResult<()> {
+/// Applies missing migrations, or (when `migrate` is false) only checks none is missing.
+pub fn check_or_run(conn: &mut Connection, migrate: bool) -> StoreResult<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    INTEGER PRIMARY KEY,
@@ -27,6 +28,11 @@ pub fn run(conn: &mut Connection) -> StoreResult<()> {
             [version],
             |row| row.get(0),
         )?;
+        if !applied && !migrate {
+            return Err(StoreError::Database(format!(
+                "the database lacks migration {version} ({name}); run `dorametrics migrate`"
+            )));
+        }
         if !applied {
             tx.execute_batch(sql)?;
             tx.execute(

@@ -11,14 +11,15 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use dora_core::model::{
-    Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, SortField,
-    StoredDeployment,
+    Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, StoredDeployment,
 };
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::query_sql::{filter_sql, Dialect, SqlParam};
+use crate::query_sql::{Dialect, SqlParam};
+use crate::sql;
 use crate::{Store, StoreError, StoreResult, TokenRecord};
+use rows::query_all;
 use writer::{WriteJob, WriteOp};
 
 /// How many queued writes may wait for the writer before request handlers wait to enqueue.
@@ -35,13 +36,13 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens the database file, creating and migrating it if needed, and starts the writer.
-    pub async fn open(path: String) -> StoreResult<Self> {
+    pub async fn open(path: String, migrate: bool) -> StoreResult<Self> {
         let path = PathBuf::from(path);
         let writer_path = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
             let mut conn = Connection::open(&writer_path)?;
             configure(&conn)?;
-            migrations::run(&mut conn)?;
+            migrations::check_or_run(&mut conn, migrate)?;
             Ok(conn)
         })
         .await
@@ -124,37 +125,14 @@ fn to_sql_values(params: Vec<SqlParam>) -> Vec<rusqlite::types::Value> {
         .map(|p| match p {
             SqlParam::Text(text) => rusqlite::types::Value::Text(text),
             SqlParam::Real(number) => rusqlite::types::Value::Real(number),
+            SqlParam::Int(number) => rusqlite::types::Value::Integer(number),
         })
         .collect()
 }
 
-/// `SELECT … WHERE <time range> AND <filter> ORDER BY … LIMIT …` over one event table.
-fn list_sql(
-    query: &ListQuery,
-    columns: &str,
-    table: &str,
-    attrs_table: &str,
-    range_column: &str,
-) -> (String, Vec<rusqlite::types::Value>) {
-    let mut params = vec![
-        rusqlite::types::Value::Integer(query.from.unwrap_or(i64::MIN)),
-        rusqlite::types::Value::Integer(query.to.unwrap_or(i64::MAX)),
-        rusqlite::types::Value::Integer(i64::from(query.limit)),
-    ];
-    let filter = filter_sql(&query.filter, attrs_table, "e.pk", Dialect::Sqlite, 4);
-    params.extend(to_sql_values(filter.params));
-    let sort_column = match query.sort.field {
-        SortField::StartedAt => "started_at",
-        SortField::FinishedAt => "finished_at",
-    };
-    let direction = if query.sort.descending { "DESC" } else { "ASC" };
-    let sql = format!(
-        "SELECT {columns} FROM {table} e \
-         WHERE e.{range_column} >= ?1 AND e.{range_column} <= ?2 AND ({filter}) \
-         ORDER BY e.{sort_column} {direction}, e.pk {direction} LIMIT ?3",
-        filter = filter.sql
-    );
-    (sql, params)
+/// The first row a query found, if any.
+fn first<T>(found: Vec<T>) -> Option<T> {
+    found.into_iter().next()
 }
 
 #[async_trait]
@@ -188,11 +166,8 @@ impl Store for SqliteStore {
     async fn get_deployment(&self, id: &str) -> StoreResult<Option<StoredDeployment>> {
         let id = id.to_string();
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {} FROM deployments e WHERE e.id = ?1",
-                rows::DEPLOYMENT_COLUMNS
-            );
-            Ok(conn.query_row(&sql, [id], rows::deployment).optional()?)
+            let sql = sql::get_event(&sql::DEPLOYMENTS);
+            query_all(conn, &sql, [id], |row| crate::rows::deployment(row)).map(first)
         })
         .await
     }
@@ -200,47 +175,26 @@ impl Store for SqliteStore {
     async fn get_failure(&self, id: &str) -> StoreResult<Option<Failure>> {
         let id = id.to_string();
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {} FROM failures e WHERE e.id = ?1",
-                rows::FAILURE_COLUMNS
-            );
-            Ok(conn.query_row(&sql, [id], rows::failure).optional()?)
+            let sql = sql::get_event(&sql::FAILURES);
+            query_all(conn, &sql, [id], |row| crate::rows::failure(row)).map(first)
         })
         .await
     }
 
     async fn list_deployments(&self, query: &ListQuery) -> StoreResult<Vec<StoredDeployment>> {
-        let (sql, params) = list_sql(
-            query,
-            rows::DEPLOYMENT_COLUMNS,
-            "deployments",
-            "deployment_attrs",
-            "finished_at",
-        );
+        let (sql, params) = sql::list(query, &sql::DEPLOYMENTS, Dialect::Sqlite);
         self.read(move |conn| {
-            let mut statement = conn.prepare(&sql)?;
-            let found = statement
-                .query_map(rusqlite::params_from_iter(params), rows::deployment)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(found)
+            let params = rusqlite::params_from_iter(to_sql_values(params));
+            query_all(conn, &sql, params, |row| crate::rows::deployment(row))
         })
         .await
     }
 
     async fn list_failures(&self, query: &ListQuery) -> StoreResult<Vec<Failure>> {
-        let (sql, params) = list_sql(
-            query,
-            rows::FAILURE_COLUMNS,
-            "failures",
-            "failure_attrs",
-            "started_at",
-        );
+        let (sql, params) = sql::list(query, &sql::FAILURES, Dialect::Sqlite);
         self.read(move |conn| {
-            let mut statement = conn.prepare(&sql)?;
-            let found = statement
-                .query_map(rusqlite::params_from_iter(params), rows::failure)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(found)
+            let params = rusqlite::params_from_iter(to_sql_values(params));
+            query_all(conn, &sql, params, |row| crate::rows::failure(row))
         })
         .await
     }
@@ -252,20 +206,14 @@ impl Store for SqliteStore {
     async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
         let hash = hash.to_string();
         self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT name, hash, scopes FROM tokens WHERE hash = ?1",
-                    [hash],
-                    rows::token,
-                )
-                .optional()?)
+            query_all(conn, sql::FIND_TOKEN, [hash], |row| crate::rows::token(row)).map(first)
         })
         .await
     }
 
     async fn count_tokens(&self) -> StoreResult<u64> {
         self.read(|conn| {
-            let count: i64 = conn.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))?;
+            let count: i64 = conn.query_row(sql::COUNT_TOKENS, [], |r| r.get(0))?;
             Ok(u64::try_from(count).unwrap_or(0))
         })
         .await

@@ -1,0 +1,350 @@
+//! The PostgreSQL store, for many stateless server processes on one database. Every write is
+//! one transaction on a pooled connection, answered after its commit; PostgreSQL's own group
+//! commit batches the fsyncs. Nothing is cached in the process: any node sees every other's
+//! writes at once.
+
+mod migrations;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use dora_core::model::{
+    deployment_attributes, failure_attributes, Deployment, DeploymentPatch, DeploymentSelector,
+    Failure, ListQuery, StoredDeployment,
+};
+use dora_core::query::numeric_value;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::query_sql::{Dialect, SqlParam};
+use crate::rows::{to_json_list, Columns};
+use crate::sql::{self, for_postgres, EventTable};
+use crate::{Store, StoreError, StoreResult, TokenRecord};
+
+/// Connections per server process.
+const POOL_SIZE: usize = 16;
+
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        // The Display of a server error is only "db error"; the detail is in its source.
+        match error.as_db_error() {
+            Some(db) => Self::Database(format!("{}: {}", db.code().code(), db.message())),
+            None => Self::Database(error.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        Self::Database(format!("cannot get a database connection: {error}"))
+    }
+}
+
+impl Columns for Row {
+    fn text(&self, index: usize) -> StoreResult<Option<String>> {
+        Ok(self.try_get(index)?)
+    }
+
+    fn int(&self, index: usize) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(index)?)
+    }
+
+    fn boolean(&self, index: usize) -> StoreResult<Option<bool>> {
+        Ok(self.try_get(index)?)
+    }
+}
+
+impl PostgresStore {
+    /// Connects (checking the database answers) and, when `migrate`, brings the schema up to date.
+    pub async fn open(url: &str, migrate: bool) -> StoreResult<Self> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        let mut client = pool.get().await?;
+        migrations::check_or_run(&mut client, migrate).await?;
+        drop(client);
+        Ok(Self { pool })
+    }
+
+    /// Runs one write in its own transaction.
+    async fn write<T>(
+        &self,
+        op: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let result = op(&tx).await?;
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(&for_postgres(sql)).await?;
+        Ok(client.query(&statement, params).await?)
+    }
+}
+
+async fn execute(
+    tx: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<u64> {
+    let statement = tx.prepare_cached(&for_postgres(sql)).await?;
+    Ok(tx.execute(&statement, params).await?)
+}
+
+async fn query_opt(
+    tx: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Option<Row>> {
+    let statement = tx.prepare_cached(&for_postgres(sql)).await?;
+    Ok(tx.query_opt(&statement, params).await?)
+}
+
+/// Replaces the searchable attributes of one event.
+async fn put_attrs(
+    tx: &impl GenericClient,
+    table: &EventTable,
+    owner: i64,
+    attrs: &[(String, String)],
+) -> StoreResult<()> {
+    execute(tx, &sql::delete_attrs(table), &[&owner]).await?;
+    let insert = tx
+        .prepare_cached(&for_postgres(&sql::insert_attr(table)))
+        .await?;
+    for (key, value) in attrs {
+        tx.execute(&insert, &[&owner, key, value, &numeric_value(value)])
+            .await?;
+    }
+    Ok(())
+}
+
+fn boxed(params: &[SqlParam]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    params
+        .iter()
+        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+            match p {
+                SqlParam::Text(text) => Box::new(text.clone()),
+                SqlParam::Real(number) => Box::new(*number),
+                SqlParam::Int(number) => Box::new(*number),
+            }
+        })
+        .collect()
+}
+
+impl PostgresStore {
+    async fn list<T>(
+        &self,
+        query: &ListQuery,
+        table: &EventTable,
+        map: impl Fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let (sql, params) = sql::list(query, table, Dialect::Postgres);
+        let params = boxed(&params);
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let client = self.pool.get().await?;
+        let statement = client.prepare(&sql).await?;
+        client
+            .query(&statement, &refs)
+            .await?
+            .iter()
+            .map(map)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn put_deployment(&self, d: Deployment) -> StoreResult<()> {
+        self.write(async |tx| {
+            let git = d.git.as_ref();
+            let row = query_opt(
+                tx,
+                sql::PUT_DEPLOYMENT,
+                &[
+                    &d.id,
+                    &d.service,
+                    &d.env,
+                    &d.team,
+                    &d.version,
+                    &d.started_at,
+                    &d.finished_at,
+                    &git.map(|g| &g.repository_url),
+                    &git.map(|g| &g.repository_id),
+                    &git.map(|g| &g.commit_sha),
+                    &to_json_list(&d.custom_tags),
+                    &d.source,
+                    &dora_core::time::now(),
+                ],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Database("upsert returned no row".into()))?;
+            let pk: i64 = row.try_get(0)?;
+            put_attrs(tx, &sql::DEPLOYMENTS, pk, &deployment_attributes(&d)).await
+        })
+        .await
+    }
+
+    async fn put_failure(&self, f: Failure) -> StoreResult<()> {
+        self.write(async |tx| {
+            let git = f.git.as_ref();
+            let row = query_opt(
+                tx,
+                sql::PUT_FAILURE,
+                &[
+                    &f.id,
+                    &f.name,
+                    &to_json_list(&f.services),
+                    &f.team,
+                    &f.env,
+                    &f.severity,
+                    &f.started_at,
+                    &f.finished_at,
+                    &f.version,
+                    &git.map(|g| &g.repository_url),
+                    &git.map(|g| &g.repository_id),
+                    &git.map(|g| &g.commit_sha),
+                    &to_json_list(&f.custom_tags),
+                    &f.source,
+                    &dora_core::time::now(),
+                ],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Database("upsert returned no row".into()))?;
+            let pk: i64 = row.try_get(0)?;
+            put_attrs(tx, &sql::FAILURES, pk, &failure_attributes(&f)).await
+        })
+        .await
+    }
+
+    async fn patch_deployment(
+        &self,
+        selector: DeploymentSelector,
+        patch: DeploymentPatch,
+    ) -> StoreResult<bool> {
+        self.write(async |tx| {
+            let row = match &selector {
+                DeploymentSelector::Id(id) => {
+                    query_opt(tx, sql::DEPLOYMENT_PK_BY_ID, &[id]).await?
+                }
+                DeploymentSelector::Version {
+                    service,
+                    env,
+                    version,
+                } => query_opt(tx, sql::DEPLOYMENT_PK_BY_VERSION, &[service, env, version]).await?,
+            };
+            let Some(row) = row else { return Ok(false) };
+            let pk: i64 = row.try_get(0)?;
+            if let Some(change_failure) = patch.change_failure {
+                execute(tx, sql::SET_CHANGE_FAILURE, &[&change_failure, &pk]).await?;
+            }
+            if let Some(remediation) = &patch.remediation {
+                let (id, version) = remediation.target.id_and_version();
+                execute(
+                    tx,
+                    sql::SET_REMEDIATION,
+                    &[&remediation.kind.as_str(), &id, &version, &pk],
+                )
+                .await?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn delete_deployment(&self, id: &str) -> StoreResult<bool> {
+        self.write(async |tx| delete(tx, &sql::DEPLOYMENTS, id).await)
+            .await
+    }
+
+    async fn delete_failure(&self, id: &str) -> StoreResult<bool> {
+        self.write(async |tx| delete(tx, &sql::FAILURES, id).await)
+            .await
+    }
+
+    async fn get_deployment(&self, id: &str) -> StoreResult<Option<StoredDeployment>> {
+        let rows = self
+            .query(&sql::get_event(&sql::DEPLOYMENTS), &[&id])
+            .await?;
+        rows.first().map(crate::rows::deployment).transpose()
+    }
+
+    async fn get_failure(&self, id: &str) -> StoreResult<Option<Failure>> {
+        let rows = self.query(&sql::get_event(&sql::FAILURES), &[&id]).await?;
+        rows.first().map(crate::rows::failure).transpose()
+    }
+
+    async fn list_deployments(&self, query: &ListQuery) -> StoreResult<Vec<StoredDeployment>> {
+        self.list(query, &sql::DEPLOYMENTS, |row| crate::rows::deployment(row))
+            .await
+    }
+
+    async fn list_failures(&self, query: &ListQuery) -> StoreResult<Vec<Failure>> {
+        self.list(query, &sql::FAILURES, |row| crate::rows::failure(row))
+            .await
+    }
+
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {
+        self.write(async |tx| {
+            execute(
+                tx,
+                sql::INSERT_TOKEN,
+                &[
+                    &token.name,
+                    &token.hash,
+                    &token.scopes_text(),
+                    &dora_core::time::now(),
+                ],
+            )
+            .await
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let rows = self.query(sql::FIND_TOKEN, &[&hash]).await?;
+        rows.first().map(crate::rows::token).transpose()
+    }
+
+    async fn count_tokens(&self) -> StoreResult<u64> {
+        let rows = self.query(sql::COUNT_TOKENS, &[]).await?;
+        let count: i64 = rows
+            .first()
+            .ok_or_else(|| StoreError::Database("COUNT returned no row".into()))?
+            .try_get(0)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.query("SELECT 1", &[]).await.map(drop)
+    }
+}
+
+async fn delete(tx: &impl GenericClient, table: &EventTable, id: &str) -> StoreResult<bool> {
+    let Some(row) = query_opt(tx, &sql::delete_event(table), &[&id]).await? else {
+        return Ok(false);
+    };
+    let pk: i64 = row.try_get(0)?;
+    execute(tx, &sql::delete_attrs(table), &[&pk]).await?;
+    Ok(true)
+}

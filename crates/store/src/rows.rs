@@ -1,0 +1,116 @@
+//! Rows to domain types, once for both drivers: each driver's row type implements [`Columns`].
+
+use dora_core::model::{
+    Deployment, Failure, Git, Remediation, RemediationKind, RemediationTarget, Scope,
+    StoredDeployment,
+};
+
+use crate::{StoreError, StoreResult, TokenRecord};
+
+/// Typed access to the columns of a result row.
+pub trait Columns {
+    fn text(&self, index: usize) -> StoreResult<Option<String>>;
+    fn int(&self, index: usize) -> StoreResult<Option<i64>>;
+    fn boolean(&self, index: usize) -> StoreResult<Option<bool>>;
+
+    fn required_text(&self, index: usize) -> StoreResult<String> {
+        self.text(index)?.ok_or_else(|| null_column(index))
+    }
+
+    fn required_int(&self, index: usize) -> StoreResult<i64> {
+        self.int(index)?.ok_or_else(|| null_column(index))
+    }
+}
+
+fn null_column(index: usize) -> StoreError {
+    StoreError::Database(format!("unexpected NULL in column {index}"))
+}
+
+/// Reads [`crate::sql::DEPLOYMENTS`]`.columns`.
+pub fn deployment(row: &impl Columns) -> StoreResult<StoredDeployment> {
+    let remediation = match (row.text(13)?, row.text(14)?, row.text(15)?) {
+        (Some(kind), id, version) => {
+            let kind = RemediationKind::parse(&kind)
+                .ok_or_else(|| StoreError::Database(format!("bad remediation type {kind:?}")))?;
+            let target = match (id, version) {
+                (Some(id), _) => Some(RemediationTarget::Id(id)),
+                (None, Some(version)) => Some(RemediationTarget::Version(version)),
+                (None, None) => None,
+            };
+            target.map(|target| Remediation { kind, target })
+        }
+        (None, _, _) => None,
+    };
+    Ok(StoredDeployment {
+        deployment: Deployment {
+            id: row.required_text(0)?,
+            service: row.required_text(1)?,
+            env: row.text(2)?,
+            team: row.text(3)?,
+            version: row.text(4)?,
+            started_at: row.required_int(5)?,
+            finished_at: row.required_int(6)?,
+            git: git(row, 7)?,
+            custom_tags: json_list(row, 10)?,
+            source: row.required_text(11)?,
+        },
+        change_failure: row.boolean(12)?,
+        remediation,
+    })
+}
+
+/// Reads [`crate::sql::FAILURES`]`.columns`.
+pub fn failure(row: &impl Columns) -> StoreResult<Failure> {
+    Ok(Failure {
+        id: row.required_text(0)?,
+        name: row.text(1)?,
+        services: json_list(row, 2)?,
+        team: row.text(3)?,
+        env: row.text(4)?,
+        severity: row.text(5)?,
+        started_at: row.required_int(6)?,
+        finished_at: row.int(7)?,
+        version: row.text(8)?,
+        git: git(row, 9)?,
+        custom_tags: json_list(row, 12)?,
+        source: row.required_text(13)?,
+    })
+}
+
+/// Reads `name, hash, scopes` of the tokens table.
+pub fn token(row: &impl Columns) -> StoreResult<TokenRecord> {
+    Ok(TokenRecord {
+        name: row.required_text(0)?,
+        hash: row.required_text(1)?,
+        scopes: row
+            .required_text(2)?
+            .split_whitespace()
+            .filter_map(Scope::parse)
+            .collect(),
+    })
+}
+
+/// Three columns from `first`: repository_url, repository_id, commit_sha.
+fn git(row: &impl Columns, first: usize) -> StoreResult<Option<Git>> {
+    Ok(
+        match (row.text(first)?, row.text(first + 1)?, row.text(first + 2)?) {
+            (Some(repository_url), Some(repository_id), Some(commit_sha)) => Some(Git {
+                repository_url,
+                repository_id,
+                commit_sha,
+            }),
+            _ => None,
+        },
+    )
+}
+
+/// How lists (tags, services) are kept in one column.
+pub fn to_json_list(items: &[String]) -> String {
+    serde_json::Value::from(items.to_vec()).to_string()
+}
+
+fn json_list(row: &impl Columns, index: usize) -> StoreResult<Vec<String>> {
+    let text = row.required_text(index)?;
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Database(format!("column {index} is not a JSON list: {e}")))
+}
