@@ -119,3 +119,25 @@ fn token_create_prints_the_token_alone_and_rejects_unknown_scopes() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown scope"));
 }
+
+#[test]
+fn database_passwords_stay_out_of_help_and_logs() {
+    let url = "postgres://dora:s3cret-pw@127.0.0.1:1/nowhere";
+    let help = std::process::Command::new(support::BIN)
+        .args(["serve", "--help"])
+        .env("DORA_DATABASE", url)
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--database"), "{help}");
+    assert!(!help.contains("s3cret-pw"), "{help}");
+    // A failing start names the database, password masked.
+    let failed = std::process::Command::new(support::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", url])
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert!(said.contains("postgres://dora:***@127.0.0.1:1/nowhere"), "{said}");
+    assert!(!said.contains("s3cret-pw"), "{said}");
+}
