@@ -323,6 +323,36 @@ mod tests {
     }
 }
 
+/// A commit of a repository's history, as imported from git or pushed by CI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// The normalised repository id (`github.com/acme/shop`), as deployments name it.
+    pub repository_id: String,
+    /// Lowercase hex.
+    pub sha: String,
+    /// Lowercase hex; two or more for a merge commit.
+    pub parents: Vec<String>,
+    pub authored_at: Nanos,
+    pub committed_at: Nanos,
+    pub author: Option<String>,
+    pub subject: Option<String>,
+    /// The merge request / pull request the commit belongs to, when known.
+    pub merge_request: Option<MergeRequest>,
+}
+
+impl Commit {
+    pub fn is_merge(&self) -> bool {
+        self.parents.len() > 1
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeRequest {
+    pub number: i64,
+    pub created_at: Option<Nanos>,
+    pub merged_at: Option<Nanos>,
+}
+
 /// What a token may do. `admin` may do everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dora_core::model::{
-    Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, Scope, StoredDeployment,
+    Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, Scope,
+    StoredDeployment,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,15 @@ pub trait Store: Send + Sync + 'static {
     async fn get_failure(&self, id: &str) -> StoreResult<Option<Failure>>;
     async fn list_deployments(&self, query: &ListQuery) -> StoreResult<Vec<StoredDeployment>>;
     async fn list_failures(&self, query: &ListQuery) -> StoreResult<Vec<Failure>>;
+
+    /// Inserts commits, ignoring those already stored (same repository and sha); returns how
+    /// many were new. All or nothing.
+    async fn put_commits(&self, commits: Vec<Commit>) -> StoreResult<u64>;
+    /// Which of these shas the repository already has.
+    async fn known_commits(&self, repository_id: &str, shas: &[String])
+        -> StoreResult<Vec<String>>;
+    /// Every stored commit of a repository (its graph).
+    async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>>;
 
     async fn create_token(&self, token: TokenRecord) -> StoreResult<()>;
     async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;

@@ -1,8 +1,8 @@
 //! Rows to domain types, once for both drivers: each driver's row type implements [`Columns`].
 
 use dora_core::model::{
-    Deployment, Failure, Git, Remediation, RemediationKind, RemediationTarget, Scope,
-    StoredDeployment,
+    Commit, Deployment, Failure, Git, MergeRequest, Remediation, RemediationKind,
+    RemediationTarget, Scope, StoredDeployment,
 };
 
 use crate::{StoreError, StoreResult, TokenRecord};
@@ -74,6 +74,31 @@ pub fn failure(row: &impl Columns) -> StoreResult<Failure> {
         git: git(row, 9)?,
         custom_tags: json_list(row, 12)?,
         source: row.required_text(13)?,
+    })
+}
+
+/// Reads [`crate::sql::COMMITS_OF`]'s columns.
+pub fn commit(row: &impl Columns) -> StoreResult<Commit> {
+    let merge_request = row.int(7)?.map(|number| -> StoreResult<MergeRequest> {
+        Ok(MergeRequest {
+            number,
+            created_at: row.int(8)?,
+            merged_at: row.int(9)?,
+        })
+    });
+    Ok(Commit {
+        repository_id: row.required_text(0)?,
+        sha: row.required_text(1)?,
+        parents: row
+            .required_text(2)?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+        authored_at: row.required_int(3)?,
+        committed_at: row.required_int(4)?,
+        author: row.text(5)?,
+        subject: row.text(6)?,
+        merge_request: merge_request.transpose()?,
     })
 }
 

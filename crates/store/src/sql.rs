@@ -86,6 +86,15 @@ pub const SET_CHANGE_FAILURE: &str = "UPDATE deployments SET change_failure = ?1
 pub const SET_REMEDIATION: &str = "UPDATE deployments SET remediation_type = ?1, \
     remediation_id = ?2, remediation_version = ?3 WHERE pk = ?4";
 
+pub const INSERT_COMMIT: &str = "INSERT INTO commits (repository_id, sha, parents, \
+        authored_at, committed_at, author, subject, mr_number, mr_created_at, mr_merged_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (repository_id, sha) DO NOTHING";
+/// Merge-request facts may arrive after the commit itself.
+pub const SET_COMMIT_MERGE_REQUEST: &str = "UPDATE commits SET mr_number = ?3, \
+    mr_created_at = ?4, mr_merged_at = ?5 WHERE repository_id = ?1 AND sha = ?2";
+pub const COMMITS_OF: &str = "SELECT repository_id, sha, parents, authored_at, committed_at, \
+    author, subject, mr_number, mr_created_at, mr_merged_at FROM commits WHERE repository_id = ?1";
+
 pub const INSERT_TOKEN: &str =
     "INSERT INTO tokens (name, hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4)";
 pub const FIND_TOKEN: &str = "SELECT name, hash, scopes FROM tokens WHERE hash = ?1";

@@ -6,11 +6,18 @@ use deadpool_postgres::Object;
 use crate::{StoreError, StoreResult};
 
 /// (version, name, SQL). Append only: a released migration never changes.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "events_and_tokens",
-    include_str!("../../migrations/postgres/0001_events_and_tokens.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "events_and_tokens",
+        include_str!("../../migrations/postgres/0001_events_and_tokens.sql"),
+    ),
+    (
+        2,
+        "commits",
+        include_str!("../../migrations/postgres/0002_commits.sql"),
+    ),
+];
 
 /// An arbitrary constant naming dorametrics' migration lock.
 const LOCK_KEY: i64 = 0x646f_7261_6d69_67;

@@ -8,8 +8,8 @@ mod migrations;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use dora_core::model::{
-    deployment_attributes, failure_attributes, Deployment, DeploymentPatch, DeploymentSelector,
-    Failure, ListQuery, StoredDeployment,
+    deployment_attributes, failure_attributes, Commit, Deployment, DeploymentPatch,
+    DeploymentSelector, Failure, ListQuery, StoredDeployment,
 };
 use dora_core::query::numeric_value;
 use tokio_postgres::types::ToSql;
@@ -301,6 +301,73 @@ impl Store for PostgresStore {
     async fn list_failures(&self, query: &ListQuery) -> StoreResult<Vec<Failure>> {
         self.list(query, &sql::FAILURES, |row| crate::rows::failure(row))
             .await
+    }
+
+    async fn put_commits(&self, commits: Vec<Commit>) -> StoreResult<u64> {
+        self.write(async |tx| {
+            let insert = tx.prepare_cached(&for_postgres(sql::INSERT_COMMIT)).await?;
+            let update = tx
+                .prepare_cached(&for_postgres(sql::SET_COMMIT_MERGE_REQUEST))
+                .await?;
+            let mut new = 0;
+            for c in &commits {
+                let mr = c.merge_request.as_ref();
+                let (number, created, merged) = (
+                    mr.map(|m| m.number),
+                    mr.and_then(|m| m.created_at),
+                    mr.and_then(|m| m.merged_at),
+                );
+                let inserted = tx
+                    .execute(
+                        &insert,
+                        &[
+                            &c.repository_id,
+                            &c.sha,
+                            &c.parents.join(" "),
+                            &c.authored_at,
+                            &c.committed_at,
+                            &c.author,
+                            &c.subject,
+                            &number,
+                            &created,
+                            &merged,
+                        ],
+                    )
+                    .await?;
+                if inserted > 0 {
+                    new += 1;
+                } else if mr.is_some() {
+                    tx.execute(
+                        &update,
+                        &[&c.repository_id, &c.sha, &number, &created, &merged],
+                    )
+                    .await?;
+                }
+            }
+            Ok(new)
+        })
+        .await
+    }
+
+    async fn known_commits(
+        &self,
+        repository_id: &str,
+        shas: &[String],
+    ) -> StoreResult<Vec<String>> {
+        let rows = self
+            .query(
+                "SELECT sha FROM commits WHERE repository_id = ?1 AND sha = ANY(?2)",
+                &[&repository_id, &shas],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<_, String>(0)?))
+            .collect()
+    }
+
+    async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>> {
+        let rows = self.query(sql::COMMITS_OF, &[&repository_id]).await?;
+        rows.iter().map(crate::rows::commit).collect()
     }
 
     async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {

@@ -5,11 +5,18 @@ use rusqlite::Connection;
 use crate::{StoreError, StoreResult};
 
 /// (version, name, SQL). Append only: a released migration never changes.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "events_and_tokens",
-    include_str!("../../migrations/sqlite/0001_events_and_tokens.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "events_and_tokens",
+        include_str!("../../migrations/sqlite/0001_events_and_tokens.sql"),
+    ),
+    (
+        2,
+        "commits",
+        include_str!("../../migrations/sqlite/0002_commits.sql"),
+    ),
+];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.
 pub fn check_or_run(conn: &mut Connection, migrate: bool) -> StoreResult<()> {

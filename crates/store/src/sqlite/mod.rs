@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use dora_core::model::{
-    Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, StoredDeployment,
+    Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, StoredDeployment,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
@@ -61,7 +61,7 @@ impl SqliteStore {
         })
     }
 
-    async fn write(&self, op: WriteOp) -> StoreResult<bool> {
+    async fn write(&self, op: WriteOp) -> StoreResult<u64> {
         let (reply, answer) = oneshot::channel();
         self.writes
             .send(WriteJob { op, reply })
@@ -152,15 +152,21 @@ impl Store for SqliteStore {
         selector: DeploymentSelector,
         patch: DeploymentPatch,
     ) -> StoreResult<bool> {
-        self.write(WriteOp::Patch(selector, patch)).await
+        self.write(WriteOp::Patch(selector, patch))
+            .await
+            .map(|n| n > 0)
     }
 
     async fn delete_deployment(&self, id: &str) -> StoreResult<bool> {
-        self.write(WriteOp::DeleteDeployment(id.to_string())).await
+        self.write(WriteOp::DeleteDeployment(id.to_string()))
+            .await
+            .map(|n| n > 0)
     }
 
     async fn delete_failure(&self, id: &str) -> StoreResult<bool> {
-        self.write(WriteOp::DeleteFailure(id.to_string())).await
+        self.write(WriteOp::DeleteFailure(id.to_string()))
+            .await
+            .map(|n| n > 0)
     }
 
     async fn get_deployment(&self, id: &str) -> StoreResult<Option<StoredDeployment>> {
@@ -195,6 +201,40 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let params = rusqlite::params_from_iter(to_sql_values(params));
             query_all(conn, &sql, params, |row| crate::rows::failure(row))
+        })
+        .await
+    }
+
+    async fn put_commits(&self, commits: Vec<Commit>) -> StoreResult<u64> {
+        self.write(WriteOp::PutCommits(commits)).await
+    }
+
+    async fn known_commits(
+        &self,
+        repository_id: &str,
+        shas: &[String],
+    ) -> StoreResult<Vec<String>> {
+        let (repository_id, shas) = (repository_id.to_string(), shas.to_vec());
+        self.read(move |conn| {
+            let mut known = Vec::new();
+            let mut statement =
+                conn.prepare_cached("SELECT 1 FROM commits WHERE repository_id = ?1 AND sha = ?2")?;
+            for sha in shas {
+                if statement.exists(rusqlite::params![repository_id, sha])? {
+                    known.push(sha);
+                }
+            }
+            Ok(known)
+        })
+        .await
+    }
+
+    async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>> {
+        let repository_id = repository_id.to_string();
+        self.read(move |conn| {
+            query_all(conn, sql::COMMITS_OF, [repository_id], |row| {
+                crate::rows::commit(row)
+            })
         })
         .await
     }

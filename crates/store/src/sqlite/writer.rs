@@ -3,8 +3,8 @@
 //! every acknowledged write is on disk.
 
 use dora_core::model::{
-    deployment_attributes, failure_attributes, Deployment, DeploymentPatch, DeploymentSelector,
-    Failure,
+    deployment_attributes, failure_attributes, Commit, Deployment, DeploymentPatch,
+    DeploymentSelector, Failure,
 };
 use dora_core::query::numeric_value;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -24,12 +24,13 @@ pub enum WriteOp {
     DeleteDeployment(String),
     DeleteFailure(String),
     CreateToken(TokenRecord),
+    PutCommits(Vec<Commit>),
 }
 
 pub struct WriteJob {
     pub op: WriteOp,
-    /// `Ok(true)` when applied, `Ok(false)` when its target did not exist.
-    pub reply: oneshot::Sender<StoreResult<bool>>,
+    /// How many rows the write applied to: 0 when its target did not exist.
+    pub reply: oneshot::Sender<StoreResult<u64>>,
 }
 
 pub fn run(mut conn: Connection, mut queue: mpsc::Receiver<WriteJob>) {
@@ -50,7 +51,7 @@ pub fn run(mut conn: Connection, mut queue: mpsc::Receiver<WriteJob>) {
     }
 }
 
-fn try_commit(conn: &mut Connection, batch: &[WriteJob]) -> StoreResult<Vec<StoreResult<bool>>> {
+fn try_commit(conn: &mut Connection, batch: &[WriteJob]) -> StoreResult<Vec<StoreResult<u64>>> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
@@ -65,7 +66,7 @@ fn try_commit(conn: &mut Connection, batch: &[WriteJob]) -> StoreResult<Vec<Stor
     Ok(results)
 }
 
-fn commit(conn: &mut Connection, batch: &[WriteJob]) -> Vec<StoreResult<bool>> {
+fn commit(conn: &mut Connection, batch: &[WriteJob]) -> Vec<StoreResult<u64>> {
     match try_commit(conn, batch) {
         Ok(results) => results,
         Err(error) => {
@@ -79,10 +80,11 @@ fn commit(conn: &mut Connection, batch: &[WriteJob]) -> Vec<StoreResult<bool>> {
     }
 }
 
-fn apply(tx: &Connection, op: &WriteOp) -> StoreResult<bool> {
+fn apply(tx: &Connection, op: &WriteOp) -> StoreResult<u64> {
     match op {
-        WriteOp::PutDeployment(d) => put_deployment(tx, d).map(|()| true),
-        WriteOp::PutFailure(f) => put_failure(tx, f).map(|()| true),
+        WriteOp::PutDeployment(d) => put_deployment(tx, d).map(|()| 1),
+        WriteOp::PutFailure(f) => put_failure(tx, f).map(|()| 1),
+        WriteOp::PutCommits(commits) => put_commits(tx, commits),
         WriteOp::Patch(selector, patch) => patch_deployment(tx, selector, patch),
         WriteOp::DeleteDeployment(id) => delete(tx, &sql::DEPLOYMENTS, id),
         WriteOp::DeleteFailure(id) => delete(tx, &sql::FAILURES, id),
@@ -93,9 +95,41 @@ fn apply(tx: &Connection, op: &WriteOp) -> StoreResult<bool> {
                 token.scopes_text(),
                 dora_core::time::now()
             ])?;
-            Ok(true)
+            Ok(1)
         }
     }
+}
+
+fn put_commits(tx: &Connection, commits: &[Commit]) -> StoreResult<u64> {
+    let mut insert = tx.prepare_cached(sql::INSERT_COMMIT)?;
+    let mut update = tx.prepare_cached(sql::SET_COMMIT_MERGE_REQUEST)?;
+    let mut new = 0;
+    for c in commits {
+        let mr = c.merge_request.as_ref();
+        let (number, created, merged) = (
+            mr.map(|m| m.number),
+            mr.and_then(|m| m.created_at),
+            mr.and_then(|m| m.merged_at),
+        );
+        let inserted = insert.execute(params![
+            c.repository_id,
+            c.sha,
+            c.parents.join(" "),
+            c.authored_at,
+            c.committed_at,
+            c.author,
+            c.subject,
+            number,
+            created,
+            merged
+        ])?;
+        if inserted > 0 {
+            new += 1;
+        } else if mr.is_some() {
+            update.execute(params![c.repository_id, c.sha, number, created, merged])?;
+        }
+    }
+    Ok(new)
 }
 
 fn put_deployment(tx: &Connection, d: &Deployment) -> StoreResult<()> {
@@ -166,7 +200,7 @@ fn patch_deployment(
     tx: &Connection,
     selector: &DeploymentSelector,
     patch: &DeploymentPatch,
-) -> StoreResult<bool> {
+) -> StoreResult<u64> {
     let pk: Option<i64> = match selector {
         DeploymentSelector::Id(id) => tx
             .prepare_cached(sql::DEPLOYMENT_PK_BY_ID)?
@@ -181,7 +215,7 @@ fn patch_deployment(
             .query_row([service, env, version], |row| row.get(0))
             .optional()?,
     };
-    let Some(pk) = pk else { return Ok(false) };
+    let Some(pk) = pk else { return Ok(0) };
     if let Some(change_failure) = patch.change_failure {
         tx.prepare_cached(sql::SET_CHANGE_FAILURE)?
             .execute(params![change_failure, pk])?;
@@ -195,16 +229,16 @@ fn patch_deployment(
             pk
         ])?;
     }
-    Ok(true)
+    Ok(1)
 }
 
-fn delete(tx: &Connection, table: &EventTable, id: &str) -> StoreResult<bool> {
+fn delete(tx: &Connection, table: &EventTable, id: &str) -> StoreResult<u64> {
     let pk: Option<i64> = tx
         .prepare_cached(&sql::delete_event(table))?
         .query_row([id], |row| row.get(0))
         .optional()?;
-    let Some(pk) = pk else { return Ok(false) };
+    let Some(pk) = pk else { return Ok(0) };
     tx.prepare_cached(&sql::delete_attrs(table))?
         .execute([pk])?;
-    Ok(true)
+    Ok(1)
 }
