@@ -6,6 +6,7 @@ pub mod auth;
 mod body;
 mod datadog;
 pub mod error;
+mod native;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .merge(datadog::routes())
+        .merge(native::routes())
         .fallback(|| async { ApiError::NotFound("Not Found".into()) })
         .method_not_allowed_fallback(|| async {
             (

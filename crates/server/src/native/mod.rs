@@ -1,0 +1,11 @@
+//! The native API (`/api/v1`): what the Datadog and GitLab surfaces do not cover.
+
+mod commits;
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().merge(commits::routes())
+}
