@@ -2,6 +2,7 @@
 //! normalisation and the query language. Nothing here does I/O, so everything is unit-testable.
 #![forbid(unsafe_code)]
 
+pub mod derive;
 pub mod model;
 pub mod query;
 pub mod repo;

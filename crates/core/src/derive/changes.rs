@@ -1,0 +1,94 @@
+//! Change sets: which commits each deployment of one service to one env ships, and their lead
+//! times. DESIGN.md "Metric definitions" 2.
+
+use std::collections::HashSet;
+
+use super::graph::CommitGraph;
+use crate::model::StoredDeployment;
+use crate::time::Nanos;
+
+/// A commit a deployment ships, with its lead times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedCommit {
+    pub sha: String,
+    pub committed_at: Nanos,
+    /// Deployment finish − committer time.
+    pub lead_time: Nanos,
+    /// Deployment finish − merge time of the commit's MR/PR, when known.
+    pub merge_lead_time: Option<Nanos>,
+    pub merge_request: Option<i64>,
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSet {
+    pub deployment_id: String,
+    /// The previous deployment with git info of the same service and env.
+    pub baseline_id: Option<String>,
+    /// The first deployment of its service and env: its commits are kept but flagged, and
+    /// excluded from lead time.
+    pub no_baseline: bool,
+    /// The deployment names a commit the graph does not (yet) hold: its change set is unknown.
+    pub tip_missing: bool,
+    /// Non-merge commits first shipped by this deployment, newest commit first.
+    pub commits: Vec<ShippedCommit>,
+}
+
+/// Change sets of one stream: the deployments of one service to one env, in finish order.
+/// Deployments without git info ship no commits and are not baselines.
+pub fn change_sets(stream: &[StoredDeployment], graph: &CommitGraph) -> Vec<ChangeSet> {
+    // Commits already shipped to this env by this service: redeploys and rollbacks followed by
+    // roll-forwards do not count a commit twice.
+    let mut shipped: HashSet<String> = HashSet::new();
+    let mut baseline: Option<(&str, &str)> = None; // (deployment id, sha)
+    let mut sets = Vec::with_capacity(stream.len());
+    for stored in stream {
+        let d = &stored.deployment;
+        let Some(git) = &d.git else {
+            sets.push(ChangeSet {
+                deployment_id: d.id.clone(),
+                baseline_id: None,
+                no_baseline: false,
+                tip_missing: false,
+                commits: Vec::new(),
+            });
+            continue;
+        };
+        let tip = git.commit_sha.as_str();
+        let hidden = match baseline {
+            Some((_, previous)) => graph.ancestry(previous),
+            None => HashSet::new(),
+        };
+        let tip_missing = !graph.contains(tip);
+        let mut commits: Vec<ShippedCommit> = graph
+            .walk(tip, &hidden)
+            .into_iter()
+            .filter(|sha| !shipped.contains(*sha))
+            .filter_map(|sha| graph.get(sha))
+            .filter(|commit| !commit.is_merge())
+            .map(|commit| ShippedCommit {
+                sha: commit.sha.clone(),
+                committed_at: commit.committed_at,
+                lead_time: d.finished_at - commit.committed_at,
+                merge_lead_time: commit
+                    .merge_request
+                    .as_ref()
+                    .and_then(|mr| mr.merged_at)
+                    .map(|merged| d.finished_at - merged),
+                merge_request: commit.merge_request.as_ref().map(|mr| mr.number),
+                subject: commit.subject.clone(),
+            })
+            .collect();
+        commits.sort_by(|a, b| b.committed_at.cmp(&a.committed_at).then(a.sha.cmp(&b.sha)));
+        shipped.extend(commits.iter().map(|c| c.sha.clone()));
+        sets.push(ChangeSet {
+            deployment_id: d.id.clone(),
+            baseline_id: baseline.map(|(id, _)| id.to_string()),
+            no_baseline: baseline.is_none(),
+            tip_missing,
+            commits,
+        });
+        baseline = Some((d.id.as_str(), tip));
+    }
+    sets
+}
