@@ -52,6 +52,10 @@ struct ServeArgs {
     listen: String,
     #[command(flatten)]
     db: DatabaseArg,
+    /// A failure starting this long after a deployment of its service and env (with no
+    /// deployment in between) counts that deployment as a change failure.
+    #[arg(long, env = "DORA_FAILURE_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
+    failure_window: std::time::Duration,
     /// Refuse to start on a database whose schema is behind, instead of migrating it
     /// (for deployments that run `dorametrics migrate` as a separate step).
     #[arg(long)]
@@ -143,7 +147,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         database = %redact_url(&args.db.database),
         "dorametrics listening"
     );
-    dora_server::serve(listener, store, shutdown_signal()).await?;
+    let mut state = dora_server::AppState::new(store);
+    state.failure_window = i64::try_from(args.failure_window.as_nanos())
+        .context("--failure-window is too long")?;
+    dora_server::serve_with(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod auth;
 mod body;
 mod datadog;
+pub mod derivation;
 pub mod error;
 mod native;
 
@@ -29,6 +30,17 @@ pub const JSON_API: &str = "application/vnd.api+json";
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Failures starting this long after a deployment are blamed on it (rule (d)).
+    pub failure_window: dora_core::time::Nanos,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            failure_window: dora_core::derive::DEFAULT_FAILURE_WINDOW,
+        }
+    }
 }
 
 /// Every route of the service.
@@ -76,13 +88,22 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// Serves on an already-bound listener until `shutdown` resolves, then drains in-flight requests.
+/// Serves on an already-bound listener with default settings until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(AppState { store }))
+    serve_with(listener, AppState::new(store), shutdown).await
+}
+
+/// Serves on an already-bound listener until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -34,3 +34,20 @@ pub struct QueryError {
 pub fn numeric_value(s: &str) -> Option<f64> {
     s.parse::<f64>().ok().filter(|n| n.is_finite())
 }
+
+impl Query {
+    /// `key:value`, matched exactly: for selections built in code rather than typed by users.
+    pub fn field(key: &str, value: &str) -> Query {
+        Query::Term(Term::Field {
+            key: key.to_string(),
+            value: Pattern::Exact(value.to_string()),
+        })
+    }
+
+    /// `-key:*`: the attribute is missing.
+    pub fn missing(key: &str) -> Query {
+        Query::Not(Box::new(Query::Term(Term::Exists {
+            key: key.to_string(),
+        })))
+    }
+}

@@ -1,11 +1,14 @@
 //! The native API (`/api/v1`): what the Datadog and GitLab surfaces do not cover.
 
 mod commits;
+mod explain;
 
 use axum::Router;
 
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(commits::routes())
+    Router::new()
+        .merge(commits::routes())
+        .merge(explain::routes())
 }
