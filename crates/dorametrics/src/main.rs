@@ -1,6 +1,8 @@
 //! The `dorametrics` command: the server and the tools around it.
 #![forbid(unsafe_code)]
 
+mod import;
+
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -30,6 +32,9 @@ enum Command {
     Token(TokenCommand),
     /// Create the database if needed and bring its schema up to date, then exit.
     Migrate(DatabaseArg),
+    /// Import commits: `import git PATH` reads a local repository's history.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 #[derive(Args)]
@@ -100,6 +105,7 @@ async fn main() -> Result<()> {
             eprintln!("{} is up to date", redact_url(&db.database));
             Ok(())
         }
+        Command::Import(command) => import::run(command).await,
         Command::Token(TokenCommand::Create { name, scopes, db }) => {
             let store = open_store(&db.database, true).await?;
             let token = create_token(store.as_ref(), name, scopes).await?;
@@ -130,12 +136,19 @@ async fn create_token(store: &dyn Store, name: String, scopes: Vec<Scope>) -> Re
 
 async fn serve(args: ServeArgs) -> Result<()> {
     let store = open_store(&args.db.database, !args.no_migrate).await?;
-    if store.count_tokens().await? == 0 {
-        let token =
-            create_token(store.as_ref(), "initial admin".into(), vec![Scope::Admin]).await?;
+    let first = generate_token();
+    let created = store
+        .create_first_token(TokenRecord {
+            name: "initial admin".into(),
+            hash: hash_token(&first),
+            scopes: vec![Scope::Admin],
+        })
+        .await
+        .context("cannot create the first admin token")?;
+    if created {
         eprintln!(
-            "Created the first admin token (shown only now, keep it safe):\n  {token}\n\
-             Send it as a header, e.g.: curl -H 'DD-API-KEY: {token}' http://{}/api/v2/dora/deployments ...",
+            "Created the first admin token (shown only now, keep it safe):\n  {first}\n\
+             Send it as a header, e.g.: curl -H 'DD-API-KEY: {first}' http://{}/api/v2/dora/deployments ...",
             args.listen
         );
     }
@@ -148,8 +161,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         "dorametrics listening"
     );
     let mut state = dora_server::AppState::new(store);
-    state.failure_window = i64::try_from(args.failure_window.as_nanos())
-        .context("--failure-window is too long")?;
+    state.failure_window =
+        i64::try_from(args.failure_window.as_nanos()).context("--failure-window is too long")?;
     dora_server::serve_with(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

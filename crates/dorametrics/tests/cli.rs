@@ -138,6 +138,9 @@ fn database_passwords_stay_out_of_help_and_logs() {
         .unwrap();
     assert!(!failed.status.success());
     let said = String::from_utf8_lossy(&failed.stderr);
-    assert!(said.contains("postgres://dora:***@127.0.0.1:1/nowhere"), "{said}");
+    assert!(
+        said.contains("postgres://dora:***@127.0.0.1:1/nowhere"),
+        "{said}"
+    );
     assert!(!said.contains("s3cret-pw"), "{said}");
 }

@@ -34,7 +34,10 @@ fn env_filter(env: &Option<String>) -> Query {
 }
 
 /// The deployments of one service to one env, in finish order.
-pub async fn stream_of(store: &dyn Store, d: &StoredDeployment) -> StoreResult<Vec<StoredDeployment>> {
+pub async fn stream_of(
+    store: &dyn Store,
+    d: &StoredDeployment,
+) -> StoreResult<Vec<StoredDeployment>> {
     let filter = Query::And(vec![
         Query::field("service", &d.deployment.service),
         env_filter(&d.deployment.env),
@@ -83,7 +86,10 @@ pub async fn verdict(
         .await?;
     let mut attributed: HashMap<String, Vec<(String, dora_core::derive::FailureRule)>> =
         HashMap::new();
-    for failure in failures.iter().filter(|f| stream.iter().any(|s| concerns(f, s))) {
+    for failure in failures
+        .iter()
+        .filter(|f| stream.iter().any(|s| concerns(f, s)))
+    {
         let candidates = candidates_for(store, failure).await?;
         if let Some(attribution) = attribute_failure(failure, &candidates, window) {
             attributed
@@ -104,7 +110,10 @@ pub async fn verdict(
 }
 
 /// Deployments a failure could be about: of the services it names (or of its team), in its env.
-async fn candidates_for(store: &dyn Store, failure: &Failure) -> StoreResult<Vec<StoredDeployment>> {
+async fn candidates_for(
+    store: &dyn Store,
+    failure: &Failure,
+) -> StoreResult<Vec<StoredDeployment>> {
     let mut filter = Vec::new();
     if failure.services.is_empty() {
         match &failure.team {
@@ -113,7 +122,11 @@ async fn candidates_for(store: &dyn Store, failure: &Failure) -> StoreResult<Vec
         }
     } else {
         filter.push(Query::Or(
-            failure.services.iter().map(|s| Query::field("service", s)).collect(),
+            failure
+                .services
+                .iter()
+                .map(|s| Query::field("service", s))
+                .collect(),
         ));
     }
     if let Some(env) = &failure.env {

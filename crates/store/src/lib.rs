@@ -82,6 +82,9 @@ pub trait Store: Send + Sync + 'static {
     async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>>;
 
     async fn create_token(&self, token: TokenRecord) -> StoreResult<()>;
+    /// Creates the token only if there is none at all, atomically even across processes
+    /// starting together; `false` when some token already existed.
+    async fn create_first_token(&self, token: TokenRecord) -> StoreResult<bool>;
     async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
     async fn count_tokens(&self) -> StoreResult<u64>;
 

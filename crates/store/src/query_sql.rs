@@ -438,10 +438,7 @@ mod tests {
             filter.sql
         );
         let mut values = vec![rusqlite::types::Value::Integer(0)];
-        values.extend(filter.params.into_iter().map(|p| match p {
-            SqlParam::Text(s) => rusqlite::types::Value::Text(s),
-            SqlParam::Real(n) => rusqlite::types::Value::Real(n),
-        }));
+        values.extend(crate::sqlite::to_sql_values(filter.params));
         let mut stmt = db.prepare(&sql).unwrap();
         stmt.query_map(params_from_iter(values), |row| row.get(0))
             .unwrap()

@@ -188,9 +188,9 @@ pub fn stream_verdicts(
             .rev()
             .find(|&j| rollback_key(&stream[j]) == Some(key))
         {
-            for i in j + 1..k {
-                if rollback_of[i].is_none() {
-                    rollback_of[i] = Some(k);
+            for slot in &mut rollback_of[j + 1..k] {
+                if slot.is_none() {
+                    *slot = Some(k);
                 }
             }
         }

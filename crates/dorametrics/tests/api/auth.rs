@@ -11,7 +11,6 @@ fn list_body() -> Value {
     json!({ "data": { "type": "dora_deployments_list_request", "attributes": {} } })
 }
 
-#[tokio::test]
 async fn health_needs_no_token() {
     let app = spawn_app().await;
     assert_eq!(
@@ -24,7 +23,6 @@ async fn health_needs_no_token() {
     );
 }
 
-#[tokio::test]
 async fn the_scope_matrix() {
     let app = spawn_app().await;
     let id = app.deploy(deployment("svc", "prod", 0)).await;
@@ -123,7 +121,6 @@ async fn the_scope_matrix() {
     );
 }
 
-#[tokio::test]
 async fn every_token_header_is_accepted() {
     let app = spawn_app().await;
     let url = format!("{}/api/v2/dora/deployments", app.base);
@@ -179,3 +176,9 @@ async fn every_token_header_is_accepted() {
         .unwrap();
     assert_eq!(both.status(), StatusCode::ACCEPTED);
 }
+
+conformance!(
+    health_needs_no_token,
+    the_scope_matrix,
+    every_token_header_is_accepted,
+);

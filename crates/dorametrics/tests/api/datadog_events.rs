@@ -3,7 +3,6 @@ use serde_json::json;
 
 use crate::helpers::{deployment, spawn_app, SHA_A};
 
-#[tokio::test]
 async fn a_deployment_reads_back_as_sent() {
     let app = spawn_app().await;
     let id = app
@@ -36,7 +35,6 @@ async fn a_deployment_reads_back_as_sent() {
     assert!(!reply.body.to_string().contains("secret"));
 }
 
-#[tokio::test]
 async fn generated_ids_have_their_documented_shapes() {
     let app = spawn_app().await;
     let deployment_id = app.deploy(deployment("svc", "prod", 0)).await;
@@ -51,7 +49,6 @@ async fn generated_ids_have_their_documented_shapes() {
     assert_eq!(failure_id.matches('-').count(), 4);
 }
 
-#[tokio::test]
 async fn a_repeated_id_replaces_the_event() {
     let app = spawn_app().await;
     let mut attributes = deployment("svc", "prod", 0);
@@ -75,7 +72,6 @@ async fn a_repeated_id_replaces_the_event() {
         .is_empty());
 }
 
-#[tokio::test]
 async fn a_failure_is_resolved_by_reposting_its_id() {
     let app = spawn_app().await;
     let id = app
@@ -105,7 +101,6 @@ async fn a_failure_is_resolved_by_reposting_its_id() {
     );
 }
 
-#[tokio::test]
 async fn incident_is_an_alias_of_failure() {
     let app = spawn_app().await;
     let reply = app
@@ -123,7 +118,6 @@ async fn incident_is_an_alias_of_failure() {
     );
 }
 
-#[tokio::test]
 async fn deletes_remove_events_and_unknown_ids_are_404() {
     let app = spawn_app().await;
     let deployment_id = app.deploy(deployment("svc", "prod", 0)).await;
@@ -179,7 +173,6 @@ async fn deletes_remove_events_and_unknown_ids_are_404() {
     );
 }
 
-#[tokio::test]
 async fn path_ids_are_percent_decoded() {
     let app = spawn_app().await;
     let mut attributes = deployment("svc", "prod", 0);
@@ -192,7 +185,6 @@ async fn path_ids_are_percent_decoded() {
     assert_eq!(reply.body["data"]["id"], "release:2025.01:build-7");
 }
 
-#[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let app = spawn_app().await;
     let reply = app.get("/api/v2/dora/nothing").await;
@@ -208,3 +200,14 @@ async fn unknown_routes_and_methods_answer_json() {
         .await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+conformance!(
+    a_deployment_reads_back_as_sent,
+    generated_ids_have_their_documented_shapes,
+    a_repeated_id_replaces_the_event,
+    a_failure_is_resolved_by_reposting_its_id,
+    incident_is_an_alias_of_failure,
+    deletes_remove_events_and_unknown_ids_are_404,
+    path_ids_are_percent_decoded,
+    unknown_routes_and_methods_answer_json,
+);

@@ -24,7 +24,6 @@ async fn seeded() -> (TestApp, Vec<String>) {
     (app, ids)
 }
 
-#[tokio::test]
 async fn default_sort_is_newest_finished_first_and_limit_defaults_to_10() {
     let (app, ids) = seeded().await;
     let mut expected = ids.clone();
@@ -46,7 +45,6 @@ async fn default_sort_is_newest_finished_first_and_limit_defaults_to_10() {
     );
 }
 
-#[tokio::test]
 async fn sort_ascending_and_by_started_at() {
     let (app, ids) = seeded().await;
     assert_eq!(
@@ -68,7 +66,6 @@ async fn sort_ascending_and_by_started_at() {
     );
 }
 
-#[tokio::test]
 async fn from_and_to_bound_finished_at_inclusively() {
     let (app, ids) = seeded().await;
     let found = app
@@ -85,7 +82,6 @@ async fn from_and_to_bound_finished_at_inclusively() {
     assert_eq!(found, ids[2..].to_vec());
 }
 
-#[tokio::test]
 async fn the_query_language_filters_in_the_store() {
     let (app, ids) = seeded().await;
     let q = |query: &str| {
@@ -133,7 +129,6 @@ async fn the_query_language_filters_in_the_store() {
     assert_eq!(found, vec![ids[3].clone()]);
 }
 
-#[tokio::test]
 async fn failures_list_by_started_at_and_match_any_service() {
     let app = spawn_app().await;
     let base = 1_735_689_600;
@@ -179,3 +174,11 @@ async fn failures_list_by_started_at_and_match_any_service() {
     assert_eq!(reply.body["data"][0]["type"], "dora_failure");
     assert_eq!(reply.body["data"][0]["attributes"]["team"], "core");
 }
+
+conformance!(
+    default_sort_is_newest_finished_first_and_limit_defaults_to_10,
+    sort_ascending_and_by_started_at,
+    from_and_to_bound_finished_at_inclusively,
+    the_query_language_filters_in_the_store,
+    failures_list_by_started_at_and_match_any_service,
+);

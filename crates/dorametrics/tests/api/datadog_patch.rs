@@ -7,7 +7,6 @@ fn patch(attributes: serde_json::Value) -> serde_json::Value {
     json!({"data": {"type": "dora_deployment_patch_request", "attributes": attributes}})
 }
 
-#[tokio::test]
 async fn patch_by_id_stores_change_failure_and_remediation() {
     let app = spawn_app().await;
     let failed = app.deploy(deployment("svc", "prod", 0)).await;
@@ -58,7 +57,6 @@ async fn patch_by_id_stores_change_failure_and_remediation() {
     );
 }
 
-#[tokio::test]
 async fn patch_of_an_unknown_deployment_is_404() {
     let app = spawn_app().await;
     let reply = app
@@ -76,7 +74,6 @@ async fn patch_of_an_unknown_deployment_is_404() {
     );
 }
 
-#[tokio::test]
 async fn patch_by_version_picks_the_most_recently_finished_match() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
@@ -129,3 +126,9 @@ async fn futures_flags(app: &crate::helpers::TestApp, ids: &[String]) -> Vec<Opt
     }
     flags
 }
+
+conformance!(
+    patch_by_id_stores_change_failure_and_remediation,
+    patch_of_an_unknown_deployment_is_404,
+    patch_by_version_picks_the_most_recently_finished_match,
+);

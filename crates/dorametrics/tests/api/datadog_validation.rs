@@ -37,7 +37,6 @@ fn with(mut attributes: Value, key: &str, value: Value) -> Value {
     json!({"data": {"attributes": attributes}})
 }
 
-#[tokio::test]
 async fn deployment_intake_rejects_each_violation_precisely() {
     let app = spawn_app().await;
     let base = deployment("svc", "prod", 0);
@@ -169,7 +168,6 @@ async fn deployment_intake_rejects_each_violation_precisely() {
         .is_empty());
 }
 
-#[tokio::test]
 async fn failure_intake_rejects_each_violation_precisely() {
     let app = spawn_app().await;
     let path = "/api/v2/dora/failure";
@@ -215,7 +213,6 @@ async fn failure_intake_rejects_each_violation_precisely() {
     }
 }
 
-#[tokio::test]
 async fn list_requests_reject_each_violation_precisely() {
     let app = spawn_app().await;
     let list = |attributes: Value| json!({"data": {"type": "dora_deployments_list_request", "attributes": attributes}});
@@ -282,7 +279,6 @@ async fn list_requests_reject_each_violation_precisely() {
     }
 }
 
-#[tokio::test]
 async fn malformed_and_oversized_bodies_are_4xx_never_5xx() {
     let app = spawn_app().await;
     let url = format!("{}/api/v2/dora/deployment", app.base);
@@ -320,7 +316,6 @@ async fn malformed_and_oversized_bodies_are_4xx_never_5xx() {
     assert!(body["errors"][0].as_str().unwrap().contains("1048576"));
 }
 
-#[tokio::test]
 async fn patch_requests_reject_each_violation_precisely() {
     let app = spawn_app().await;
     let id = app.deploy(deployment("svc", "prod", 0)).await;
@@ -415,3 +410,11 @@ async fn patch_requests_reject_each_violation_precisely() {
         None
     );
 }
+
+conformance!(
+    deployment_intake_rejects_each_violation_precisely,
+    failure_intake_rejects_each_violation_precisely,
+    list_requests_reject_each_violation_precisely,
+    malformed_and_oversized_bodies_are_4xx_never_5xx,
+    patch_requests_reject_each_violation_precisely,
+);

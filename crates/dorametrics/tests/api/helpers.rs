@@ -1,3 +1,4 @@
+use std::future::Future;
 use std::sync::Arc;
 
 use dora_core::model::Scope;
@@ -7,6 +8,35 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+use crate::pg::{self, TestDatabase};
+
+/// The store a conformance test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// Runs one conformance test body with `spawn_app()` on `backend`. On PostgreSQL only when
+/// `DORA_TEST_POSTGRES_URL` is set; without it the test passes without running.
+pub async fn run(backend: Backend, test: impl Future<Output = ()>) {
+    if backend == Backend::Postgres && pg::server_url().is_none() {
+        eprintln!("not run: set {} to run it on PostgreSQL", pg::URL_ENV);
+        return;
+    }
+    BACKEND.scope(backend, test).await;
+}
+
+/// Where a test app keeps its data; dropping it removes the data.
+enum Database {
+    Sqlite { _dir: tempfile::TempDir },
+    Postgres { _database: TestDatabase },
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
@@ -14,12 +44,12 @@ pub struct TestApp {
     pub read: String,
     pub write: String,
     pub store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
+    _database: Database,
 }
 
 pub const SHA_A: &str = "66adc9350f2cc9b250b69abddab733dd55e1a588";
 
-async fn token(store: &dyn Store, scopes: Vec<Scope>) -> String {
+pub async fn token(store: &dyn Store, scopes: Vec<Scope>) -> String {
     let token = generate_token();
     store
         .create_token(TokenRecord {
@@ -32,11 +62,32 @@ async fn token(store: &dyn Store, scopes: Vec<Scope>) -> String {
     token
 }
 
-/// Starts the server on port 0 over a fresh SQLite file.
+/// Starts the server on port 0 over a fresh store of the test's backend: a new SQLite file, or a
+/// new PostgreSQL database (dropped with the app).
 pub async fn spawn_app() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    let store = dora_store::open(&url).await.unwrap();
+    let backend = BACKEND.try_with(|backend| *backend).expect(
+        "spawn_app() runs only inside a conformance test: list the test in its module's conformance!",
+    );
+    let (url, database) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            (url, Database::Sqlite { _dir: dir })
+        }
+        Backend::Postgres => {
+            let server = pg::server_url().expect("run() checked the variable");
+            let database = TestDatabase::create(&server).await;
+            (
+                database.url.clone(),
+                Database::Postgres {
+                    _database: database,
+                },
+            )
+        }
+    };
+    let store = dora_store::open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", dora_store::redact_url(&url)));
     let admin = token(store.as_ref(), vec![Scope::Admin]).await;
     let read = token(store.as_ref(), vec![Scope::Read]).await;
     let write = token(store.as_ref(), vec![Scope::Write]).await;
@@ -55,7 +106,7 @@ pub async fn spawn_app() -> TestApp {
         read,
         write,
         store,
-        _dir: dir,
+        _database: database,
     }
 }
 

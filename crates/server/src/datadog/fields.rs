@@ -27,17 +27,17 @@ fn kind(value: &Value) -> &'static str {
 impl<'a> Object<'a> {
     /// The document root, which must be an object.
     pub fn root(value: &'a Value) -> Result<Self, Problem> {
+        Self::element(value, String::new(), "The request body")
+    }
+
+    /// An object at `pointer` of a body that is a list of them (a JSON array, NDJSON lines);
+    /// `what` names it in the complaint when it is not an object.
+    pub fn element(value: &'a Value, pointer: String, what: &str) -> Result<Self, Problem> {
         match value {
-            Value::Object(map) => Ok(Self {
-                map,
-                pointer: String::new(),
-            }),
+            Value::Object(map) => Ok(Self { map, pointer }),
             other => Err(Problem::at(
-                "",
-                format!(
-                    "The request body must be a JSON object, got {}",
-                    kind(other)
-                ),
+                pointer,
+                format!("{what} must be a JSON object, got {}", kind(other)),
             )),
         }
     }

@@ -3,7 +3,8 @@
 
 mod decode;
 mod encode;
-mod fields;
+/// Shared with the native API, whose intake reports problems the same way.
+pub(crate) mod fields;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -42,18 +42,14 @@ async fn changes(
     let d = deployment(&state, &id).await?;
     let set = derivation::change_set(state.store.as_ref(), &d).await?;
     let baseline = match &set.baseline_id {
-        Some(baseline_id) => state
-            .store
-            .get_deployment(baseline_id)
-            .await?
-            .map(|b| {
-                json!({
-                    "id": b.deployment.id,
-                    "commit_sha": b.deployment.git.map(|g| g.commit_sha),
-                    "version": b.deployment.version,
-                    "finished_at": to_rfc3339(b.deployment.finished_at),
-                })
-            }),
+        Some(baseline_id) => state.store.get_deployment(baseline_id).await?.map(|b| {
+            json!({
+                "id": b.deployment.id,
+                "commit_sha": b.deployment.git.map(|g| g.commit_sha),
+                "version": b.deployment.version,
+                "finished_at": to_rfc3339(b.deployment.finished_at),
+            })
+        }),
         None => None,
     };
     let commits: Vec<Value> = set

@@ -20,7 +20,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.
-const LOCK_KEY: i64 = 0x646f_7261_6d69_67;
+const LOCK_KEY: i64 = 0x0064_6f72_616d_6967;
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.
 pub async fn check_or_run(client: &mut Object, migrate: bool) -> StoreResult<()> {

@@ -20,6 +20,9 @@ use crate::rows::{to_json_list, Columns};
 use crate::sql::{self, for_postgres, EventTable};
 use crate::{Store, StoreError, StoreResult, TokenRecord};
 
+/// An arbitrary constant naming the lock that makes the first admin token unique.
+const FIRST_TOKEN_LOCK: i64 = 0x0064_6f72_6174_6f6b;
+
 /// Connections per server process.
 const POOL_SIZE: usize = 16;
 
@@ -294,13 +297,12 @@ impl Store for PostgresStore {
     }
 
     async fn list_deployments(&self, query: &ListQuery) -> StoreResult<Vec<StoredDeployment>> {
-        self.list(query, &sql::DEPLOYMENTS, |row| crate::rows::deployment(row))
+        self.list(query, &sql::DEPLOYMENTS, crate::rows::deployment)
             .await
     }
 
     async fn list_failures(&self, query: &ListQuery) -> StoreResult<Vec<Failure>> {
-        self.list(query, &sql::FAILURES, |row| crate::rows::failure(row))
-            .await
+        self.list(query, &sql::FAILURES, crate::rows::failure).await
     }
 
     async fn put_commits(&self, commits: Vec<Commit>) -> StoreResult<u64> {
@@ -384,6 +386,27 @@ impl Store for PostgresStore {
             )
             .await
             .map(drop)
+        })
+        .await
+    }
+
+    async fn create_first_token(&self, token: TokenRecord) -> StoreResult<bool> {
+        self.write(async |tx| {
+            // Without the lock two nodes starting together would both see no token.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FIRST_TOKEN_LOCK])
+                .await?;
+            let inserted = execute(
+                tx,
+                sql::INSERT_FIRST_TOKEN,
+                &[
+                    &token.name,
+                    &token.hash,
+                    &token.scopes_text(),
+                    &dora_core::time::now(),
+                ],
+            )
+            .await?;
+            Ok(inserted > 0)
         })
         .await
     }

@@ -119,7 +119,7 @@ impl ReadPool {
     }
 }
 
-fn to_sql_values(params: Vec<SqlParam>) -> Vec<rusqlite::types::Value> {
+pub(crate) fn to_sql_values(params: Vec<SqlParam>) -> Vec<rusqlite::types::Value> {
     params
         .into_iter()
         .map(|p| match p {
@@ -240,7 +240,19 @@ impl Store for SqliteStore {
     }
 
     async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {
-        self.write(WriteOp::CreateToken(token)).await.map(drop)
+        let op = WriteOp::CreateToken {
+            token,
+            only_first: false,
+        };
+        self.write(op).await.map(drop)
+    }
+
+    async fn create_first_token(&self, token: TokenRecord) -> StoreResult<bool> {
+        let op = WriteOp::CreateToken {
+            token,
+            only_first: true,
+        };
+        self.write(op).await.map(|n| n > 0)
     }
 
     async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {

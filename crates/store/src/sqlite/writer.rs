@@ -23,7 +23,11 @@ pub enum WriteOp {
     Patch(DeploymentSelector, DeploymentPatch),
     DeleteDeployment(String),
     DeleteFailure(String),
-    CreateToken(TokenRecord),
+    CreateToken {
+        token: TokenRecord,
+        /// Only when the table is empty (the first admin token).
+        only_first: bool,
+    },
     PutCommits(Vec<Commit>),
 }
 
@@ -88,14 +92,19 @@ fn apply(tx: &Connection, op: &WriteOp) -> StoreResult<u64> {
         WriteOp::Patch(selector, patch) => patch_deployment(tx, selector, patch),
         WriteOp::DeleteDeployment(id) => delete(tx, &sql::DEPLOYMENTS, id),
         WriteOp::DeleteFailure(id) => delete(tx, &sql::FAILURES, id),
-        WriteOp::CreateToken(token) => {
-            tx.prepare_cached(sql::INSERT_TOKEN)?.execute(params![
+        WriteOp::CreateToken { token, only_first } => {
+            let sql = if *only_first {
+                sql::INSERT_FIRST_TOKEN
+            } else {
+                sql::INSERT_TOKEN
+            };
+            let inserted = tx.prepare_cached(sql)?.execute(params![
                 token.name,
                 token.hash,
                 token.scopes_text(),
                 dora_core::time::now()
             ])?;
-            Ok(1)
+            Ok(inserted as u64)
         }
     }
 }

@@ -1,0 +1,115 @@
+//! Throwaway PostgreSQL databases for tests: each created under a random name on the server
+//! `DORA_TEST_POSTGRES_URL` names, and dropped again when its [`TestDatabase`] is dropped.
+
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+
+/// The variable naming the PostgreSQL server tests may use, e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`. Unset: PostgreSQL tests pass without running.
+pub const URL_ENV: &str = "DORA_TEST_POSTGRES_URL";
+
+/// Test databases are named `dora_test_<16 hex digits>`.
+pub const NAME_PREFIX: &str = "dora_test_";
+
+/// The URL of the test PostgreSQL server, when there is one.
+pub fn server_url() -> Option<String> {
+    std::env::var(URL_ENV)
+        .ok()
+        .map(|url| url.trim().to_string())
+        .filter(|url| !url.is_empty())
+}
+
+/// `url` naming database `name` instead of its own; user, host and parameters kept.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url
+        .split_once("://")
+        .unwrap_or_else(|| panic!("{URL_ENV} must be a postgres:// URL"));
+    let (rest, params) = match rest.split_once('?') {
+        Some((rest, params)) => (rest, format!("?{params}")),
+        None => (rest, String::new()),
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    format!("{scheme}://{authority}/{name}{params}")
+}
+
+/// A fresh, empty database; dropped (`WITH (FORCE)`, so connections still open do not stop it)
+/// when this value is.
+pub struct TestDatabase {
+    /// The URL to give `dora_store::open` or `dorametrics --database`.
+    pub url: String,
+    pub name: String,
+    server: String,
+}
+
+impl TestDatabase {
+    /// Creates a fresh database on the server `server` (a URL of any database on it).
+    pub async fn create(server: &str) -> TestDatabase {
+        let name = format!("{NAME_PREFIX}{:016x}", rand::random::<u64>());
+        let client = connect(server).await;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        TestDatabase {
+            url: with_database(server, &name),
+            name,
+            server: server.to_string(),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop is synchronous and may run inside a runtime (or while unwinding from a failed
+        // test): the drop gets a thread and a runtime of its own.
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test database")
+                .block_on(drop_database(&server, &name))
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                eprintln!("warning: test database {} left behind: {error}", self.name)
+            }
+            Err(_) => eprintln!("warning: test database {} left behind", self.name),
+        }
+    }
+}
+
+async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {URL_ENV}: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+async fn drop_database(server: &str, name: &str) -> Result<(), tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(server, NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    // A pool that reconnects at just the wrong moment makes one attempt fail; try again.
+    let mut attempt = 0;
+    loop {
+        match client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(_) if attempt < 20 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
