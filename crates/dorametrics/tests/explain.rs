@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{json, Value};
+use support::postgres::{server_url, TestDatabase};
 use support::{create_token, Server, BIN};
 
 /// 2025-01-01T00:00:00Z
@@ -139,7 +140,82 @@ fn lead(pairs: &[(&str, i64)]) -> Vec<(String, f64)> {
 }
 
 #[tokio::test]
-async fn change_sets_lead_times_and_failures_from_a_real_repository() {
+async fn change_sets_lead_times_and_failures_from_a_real_repository_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("explain.db").display());
+    scenario(&database).await;
+}
+
+#[tokio::test]
+async fn change_sets_lead_times_and_failures_from_a_real_repository_postgres() {
+    let Some(server) = server_url() else {
+        eprintln!("not run: set DORA_TEST_POSTGRES_URL");
+        return;
+    };
+    let database = TestDatabase::create(&server).await;
+    scenario(&database.url).await;
+}
+
+#[tokio::test]
+async fn a_force_push_ships_the_rewritten_commits_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("shop");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"], T0);
+    git(
+        &repo,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://github.com/acme/shop.git",
+        ],
+        T0,
+    );
+    commit(&repo, "a1", T0);
+    let a2 = commit(&repo, "a2", T0 + HOUR);
+    let database = format!("sqlite://{}", dir.path().join("force.db").display());
+    import(&repo, &database);
+    // History rewritten: a2 replaced by b2 on the same parent, then pushed with force.
+    git(&repo, &["reset", "-q", "--hard", "HEAD~1"], T0);
+    let b2 = commit(&repo, "b2", T0 + 2 * HOUR);
+    let b3 = commit(&repo, "b3", T0 + 3 * HOUR);
+    import(&repo, &database);
+    let token = create_token(&database, "admin");
+    let server = Server::start(&database);
+    let client = Client {
+        base: server.base.clone(),
+        token,
+        http: reqwest::Client::new(),
+    };
+    client
+        .deploy(
+            "shop-a2-0000000001",
+            "shop",
+            "production",
+            &a2,
+            T0 + HOUR + 600,
+        )
+        .await;
+    client
+        .deploy(
+            "shop-b3-0000000002",
+            "shop",
+            "production",
+            &b3,
+            T0 + 4 * HOUR,
+        )
+        .await;
+    assert_eq!(
+        client.changes("shop-b3-0000000002").await,
+        (lead(&[("b2", 2 * HOUR), ("b3", HOUR)]), false)
+    );
+    assert_ne!(a2, b2);
+}
+
+/// One repository, two services, out-of-order arrival, a rollback, failures in and out of the
+/// window: the same answers on every store.
+async fn scenario(database: &str) {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("shop");
     std::fs::create_dir(&repo).unwrap();
@@ -166,9 +242,8 @@ async fn change_sets_lead_times_and_failures_from_a_real_repository() {
     // A squash merge: one commit on main standing for a whole branch.
     let squash = commit(&repo, "squashed feature", T0 + 6 * HOUR);
 
-    let database = format!("sqlite://{}", dir.path().join("explain.db").display());
-    let token = create_token(&database, "admin");
-    let server = Server::start(&database);
+    let token = create_token(database, "admin");
+    let server = Server::start(database);
     let client = Client {
         base: server.base.clone(),
         token,
