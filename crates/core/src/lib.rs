@@ -3,7 +3,10 @@
 #![forbid(unsafe_code)]
 
 pub mod derive;
+pub mod metrics;
 pub mod model;
+pub mod project;
 pub mod query;
 pub mod repo;
+pub mod tier;
 pub mod time;

@@ -264,7 +264,7 @@ async fn scenario(database: &str) {
         .get("/api/v1/deployments/shop-d1-0000000001/changes")
         .await;
     assert_eq!(early["commits_missing"], true);
-    import(&repo, &database);
+    import(&repo, database);
 
     client
         .deploy(

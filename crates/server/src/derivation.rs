@@ -2,13 +2,17 @@
 //! (same service and env), its repository's commits, the failures that may concern it — and
 //! runs them. Derived on read, so the answer never depends on the order events arrived in.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use dora_core::derive::{
-    attribute_failure, change_sets, concerns, stream_verdicts, ChangeSet, CommitGraph, Verdict,
+    attribute_failure, change_sets, concerns, stream_verdicts, ChangeSet, CommitGraph, FailureRule,
+    Verdict,
 };
+use dora_core::metrics::{DeploymentFact, FailureFact};
 use dora_core::model::{Failure, ListQuery, Sort, SortField, StoredDeployment};
+use dora_core::project;
 use dora_core::query::Query;
+use dora_core::tier::{self, Tier};
 use dora_core::time::Nanos;
 use dora_store::{Store, StoreResult};
 
@@ -75,30 +79,8 @@ pub async fn verdict(
     window: Nanos,
 ) -> StoreResult<(Verdict, Vec<Failure>)> {
     let stream = stream_of(store, d).await?;
-    // Failures naming this service or its team; each is then attributed among all the
-    // deployments it could concern, so that it is blamed on one deployment only.
-    let mut about = vec![Query::field("service", &d.deployment.service)];
-    if let Some(team) = &d.deployment.team {
-        about.push(Query::field("team", team));
-    }
-    let failures = store
-        .list_failures(&everything(Query::Or(about), SortField::StartedAt))
-        .await?;
-    let mut attributed: HashMap<String, Vec<(String, dora_core::derive::FailureRule)>> =
-        HashMap::new();
-    for failure in failures
-        .iter()
-        .filter(|f| stream.iter().any(|s| concerns(f, s)))
-    {
-        let candidates = candidates_for(store, failure).await?;
-        if let Some(attribution) = attribute_failure(failure, &candidates, window) {
-            attributed
-                .entry(attribution.deployment_id)
-                .or_default()
-                .push((failure.id.clone(), attribution.rule));
-        }
-    }
-    let verdict = stream_verdicts(&stream, &attributed)
+    let (verdicts, failures) = verdicts_of(store, &stream, window).await?;
+    let verdict = verdicts
         .into_iter()
         .find(|v| v.deployment_id == d.deployment.id)
         .unwrap_or_default();
@@ -107,6 +89,172 @@ pub async fn verdict(
         .filter(|f| verdict.failure_ids.contains(&f.id))
         .collect();
     Ok((verdict, evidence))
+}
+
+/// Verdicts of a whole stream, and the failures that concern it.
+async fn verdicts_of(
+    store: &dyn Store,
+    stream: &[StoredDeployment],
+    window: Nanos,
+) -> StoreResult<(Vec<Verdict>, Vec<Failure>)> {
+    let Some(first) = stream.first() else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    // Failures naming this service or its teams; each is then attributed among all the
+    // deployments it could concern, so that it is blamed on one deployment only.
+    let mut about = vec![Query::field("service", &first.deployment.service)];
+    let mut teams: Vec<&String> = stream
+        .iter()
+        .filter_map(|d| d.deployment.team.as_ref())
+        .collect();
+    teams.sort();
+    teams.dedup();
+    about.extend(teams.into_iter().map(|team| Query::field("team", team)));
+    let failures: Vec<Failure> = store
+        .list_failures(&everything(Query::Or(about), SortField::StartedAt))
+        .await?
+        .into_iter()
+        .filter(|f| stream.iter().any(|s| concerns(f, s)))
+        .collect();
+    let mut attributed: HashMap<String, Vec<(String, FailureRule)>> = HashMap::new();
+    for failure in &failures {
+        let candidates = candidates_for(store, failure).await?;
+        if let Some(attribution) = attribute_failure(failure, &candidates, window) {
+            attributed
+                .entry(attribution.deployment_id)
+                .or_default()
+                .push((failure.id.clone(), attribution.rule));
+        }
+    }
+    Ok((stream_verdicts(stream, &attributed), failures))
+}
+
+/// Which deployments and failures a metric looks at.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Over deployment attributes (service, env, team, version, custom tags, …).
+    pub filter: Query,
+    /// Empty: every tier.
+    pub tiers: Vec<Tier>,
+    /// Only deployments of this project path.
+    pub project: Option<String>,
+    /// Only deployments of projects inside this group path.
+    pub group: Option<String>,
+}
+
+impl Selection {
+    fn admits(&self, d: &StoredDeployment) -> bool {
+        let deployment = &d.deployment;
+        let tier = tier::of_deployment(deployment.env.as_deref(), &deployment.custom_tags);
+        let path = project_path(d);
+        (self.tiers.is_empty() || self.tiers.contains(&tier))
+            && self.project.as_ref().is_none_or(|p| *p == path)
+            && self
+                .group
+                .as_ref()
+                .is_none_or(|g| project::in_group(&path, g))
+    }
+}
+
+/// The project path a deployment belongs to.
+pub fn project_path(d: &StoredDeployment) -> String {
+    project::path_of(
+        d.deployment.git.as_ref().map(|g| g.repository_id.as_str()),
+        &d.deployment.service,
+    )
+}
+
+/// The facts the metric engine needs for a selection, over deployments finished and failures
+/// resolved in `[from, to)`. Change sets and verdicts are derived from each selected stream's
+/// whole history, so baselines and rollbacks before the range count.
+pub async fn facts(
+    store: &dyn Store,
+    selection: &Selection,
+    from: Nanos,
+    to: Nanos,
+    window: Nanos,
+) -> StoreResult<(Vec<DeploymentFact>, Vec<FailureFact>)> {
+    let selected: Vec<StoredDeployment> = store
+        .list_deployments(&everything(selection.filter.clone(), SortField::FinishedAt))
+        .await?
+        .into_iter()
+        .filter(|d| selection.admits(d))
+        .collect();
+    let mut streams: Vec<(String, Option<String>)> = selected
+        .iter()
+        .map(|d| (d.deployment.service.clone(), d.deployment.env.clone()))
+        .collect();
+    streams.sort();
+    streams.dedup();
+    let wanted: HashSet<&str> = selected
+        .iter()
+        .filter(|d| (from..to).contains(&d.deployment.finished_at))
+        .map(|d| d.deployment.id.as_str())
+        .collect();
+    let mut graphs: HashMap<String, CommitGraph> = HashMap::new();
+    let mut deployments = Vec::new();
+    let mut failures: HashMap<String, FailureFact> = HashMap::new();
+    for (service, env) in streams {
+        let filter = Query::And(vec![Query::field("service", &service), env_filter(&env)]);
+        let stream = store
+            .list_deployments(&everything(filter, SortField::FinishedAt))
+            .await?;
+        let repository = stream
+            .iter()
+            .find_map(|d| d.deployment.git.as_ref().map(|g| g.repository_id.clone()));
+        let graph = match repository {
+            Some(repository) => {
+                if !graphs.contains_key(&repository) {
+                    let commits = store.commits_of(&repository).await?;
+                    graphs.insert(repository.clone(), CommitGraph::new(commits));
+                }
+                graphs.get(&repository)
+            }
+            None => None,
+        };
+        let sets = match graph {
+            Some(graph) => change_sets(&stream, graph),
+            None => change_sets(&stream, &CommitGraph::new(Vec::new())),
+        };
+        let (verdicts, stream_failures) = verdicts_of(store, &stream, window).await?;
+        for failure in stream_failures {
+            failures.entry(failure.id.clone()).or_insert(FailureFact {
+                id: failure.id,
+                started_at: failure.started_at,
+                finished_at: failure.finished_at,
+            });
+        }
+        for ((stored, set), verdict) in stream.iter().zip(sets).zip(verdicts) {
+            if !wanted.contains(stored.deployment.id.as_str()) {
+                continue;
+            }
+            let d = &stored.deployment;
+            let counted = if set.no_baseline {
+                &[][..]
+            } else {
+                &set.commits[..]
+            };
+            deployments.push(DeploymentFact {
+                id: d.id.clone(),
+                finished_at: d.finished_at,
+                service: d.service.clone(),
+                team: d.team.clone(),
+                env: d.env.clone(),
+                tier: tier::of_deployment(d.env.as_deref(), &d.custom_tags),
+                project: project_path(stored),
+                failed: verdict.failed,
+                rework: verdict.is_rework(),
+                lead_times: counted.iter().map(|c| c.lead_time).collect(),
+                merge_lead_times: counted.iter().filter_map(|c| c.merge_lead_time).collect(),
+                recovery_time: verdict.remediation.as_ref().map(|r| r.recovery_time),
+            });
+        }
+    }
+    let failures = failures
+        .into_values()
+        .filter(|f| f.finished_at.is_some_and(|at| (from..to).contains(&at)))
+        .collect();
+    Ok((deployments, failures))
 }
 
 /// Deployments a failure could be about: of the services it names (or of its team), in its env.

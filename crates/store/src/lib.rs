@@ -81,6 +81,9 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored commit of a repository (its graph).
     async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>>;
 
+    /// Every distinct (repository id, service) deployments name: what projects are made of.
+    async fn project_sources(&self) -> StoreResult<Vec<(Option<String>, String)>>;
+
     async fn create_token(&self, token: TokenRecord) -> StoreResult<()>;
     /// Creates the token only if there is none at all, atomically even across processes
     /// starting together; `false` when some token already existed.

@@ -95,6 +95,9 @@ pub const SET_COMMIT_MERGE_REQUEST: &str = "UPDATE commits SET mr_number = ?3, \
 pub const COMMITS_OF: &str = "SELECT repository_id, sha, parents, authored_at, committed_at, \
     author, subject, mr_number, mr_created_at, mr_merged_at FROM commits WHERE repository_id = ?1";
 
+pub const PROJECT_SOURCES: &str =
+    "SELECT DISTINCT repository_id, service FROM deployments ORDER BY 1, 2";
+
 pub const INSERT_TOKEN: &str =
     "INSERT INTO tokens (name, hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4)";
 /// Inserts only into an empty table; callers serialise it (SQLite: the write lock;

@@ -372,6 +372,13 @@ impl Store for PostgresStore {
         rows.iter().map(crate::rows::commit).collect()
     }
 
+    async fn project_sources(&self) -> StoreResult<Vec<(Option<String>, String)>> {
+        let rows = self.query(sql::PROJECT_SOURCES, &[]).await?;
+        rows.iter()
+            .map(|row| Ok((row.text(0)?, row.required_text(1)?)))
+            .collect()
+    }
+
     async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {
         self.write(async |tx| {
             execute(

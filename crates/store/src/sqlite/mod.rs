@@ -17,6 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::query_sql::{Dialect, SqlParam};
+use crate::rows::Columns;
 use crate::sql;
 use crate::{Store, StoreError, StoreResult, TokenRecord};
 use rows::query_all;
@@ -234,6 +235,15 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             query_all(conn, sql::COMMITS_OF, [repository_id], |row| {
                 crate::rows::commit(row)
+            })
+        })
+        .await
+    }
+
+    async fn project_sources(&self) -> StoreResult<Vec<(Option<String>, String)>> {
+        self.read(|conn| {
+            query_all(conn, sql::PROJECT_SOURCES, [], |row| {
+                Ok((row.text(0)?, row.required_text(1)?))
             })
         })
         .await

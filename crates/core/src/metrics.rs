@@ -1,0 +1,378 @@
+//! The metric engine: the DORA keys of a set of deployments and failures, per time bucket, exactly
+//! as DESIGN.md "Metric definitions" says. Pure: callers derive the facts (change sets, verdicts)
+//! and pick the selection; this module only counts and takes exact quantiles.
+
+use chrono::{Datelike, Days, Months, NaiveDate};
+
+use crate::tier::Tier;
+use crate::time::Nanos;
+
+const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+
+/// What the engine needs of one deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentFact {
+    pub id: String,
+    pub finished_at: Nanos,
+    pub service: String,
+    pub team: Option<String>,
+    pub env: Option<String>,
+    pub tier: Tier,
+    pub project: String,
+    pub failed: bool,
+    pub rework: bool,
+    /// Lead times of the commits it first shipped (empty for a deployment without baseline).
+    pub lead_times: Vec<Nanos>,
+    /// Merge-to-deploy times of those commits whose MR/PR is known.
+    pub merge_lead_times: Vec<Nanos>,
+    /// When it failed and something remediated it: remediation finish − its finish.
+    pub recovery_time: Option<Nanos>,
+}
+
+/// What the engine needs of one failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureFact {
+    pub id: String,
+    pub started_at: Nanos,
+    pub finished_at: Option<Nanos>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Daily,
+    Weekly,
+    Monthly,
+    All,
+}
+
+impl Interval {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "daily" => Some(Self::Daily),
+            "weekly" => Some(Self::Weekly),
+            "monthly" => Some(Self::Monthly),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
+}
+
+/// One bucket: `[start, end)` in UTC days, clipped to the requested range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    pub start: NaiveDate,
+    /// Exclusive.
+    pub end: NaiveDate,
+}
+
+impl Bucket {
+    pub fn days(&self) -> i64 {
+        (self.end - self.start).num_days()
+    }
+
+    fn start_nanos(&self) -> Nanos {
+        day_nanos(self.start)
+    }
+
+    fn end_nanos(&self) -> Nanos {
+        day_nanos(self.end)
+    }
+
+    fn contains(&self, at: Nanos) -> bool {
+        self.start_nanos() <= at && at < self.end_nanos()
+    }
+}
+
+/// Nanoseconds at the start of a UTC day.
+pub fn day_nanos(day: NaiveDate) -> Nanos {
+    i64::from(day.num_days_from_ce() - 719_163) * NANOS_PER_DAY
+}
+
+/// The UTC day of a time.
+pub fn day_of(at: Nanos) -> NaiveDate {
+    let days = at.div_euclid(NANOS_PER_DAY);
+    NaiveDate::from_num_days_from_ce_opt(i32::try_from(days + 719_163).unwrap_or(i32::MAX))
+        .unwrap_or(NaiveDate::MAX)
+}
+
+/// Buckets covering the inclusive date range: days, ISO weeks (from Monday), calendar months
+/// (dated the 1st), or one for all; the first and last are clipped to the range.
+pub fn buckets(first: NaiveDate, last: NaiveDate, interval: Interval) -> Vec<Bucket> {
+    let Some(end) = last.checked_add_days(Days::new(1)) else {
+        return Vec::new();
+    };
+    if first >= end {
+        return Vec::new();
+    }
+    if interval == Interval::All {
+        return vec![Bucket { start: first, end }];
+    }
+    let mut result = Vec::new();
+    let mut start = first;
+    while start < end {
+        let natural_end = match interval {
+            Interval::Daily => start.checked_add_days(Days::new(1)),
+            Interval::Weekly => start.checked_add_days(Days::new(
+                7 - u64::from(start.weekday().num_days_from_monday()),
+            )),
+            Interval::Monthly => start
+                .with_day(1)
+                .and_then(|d| d.checked_add_months(Months::new(1))),
+            Interval::All => Some(end),
+        };
+        let bucket_end = natural_end.map_or(end, |e| e.min(end));
+        result.push(Bucket {
+            start,
+            end: bucket_end,
+        });
+        start = bucket_end;
+    }
+    result
+}
+
+/// Where a bucket's label starts: the natural start of its period (a monthly bucket is dated the
+/// 1st even when the range starts mid-month).
+pub fn label(bucket: &Bucket, interval: Interval) -> NaiveDate {
+    match interval {
+        Interval::Monthly => bucket.start.with_day(1).unwrap_or(bucket.start),
+        Interval::Weekly => bucket
+            .start
+            .checked_sub_days(Days::new(u64::from(
+                bucket.start.weekday().num_days_from_monday(),
+            )))
+            .unwrap_or(bucket.start),
+        _ => bucket.start,
+    }
+}
+
+/// Exact quantiles of a set of durations, in seconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Distribution {
+    pub count: usize,
+    pub median: Option<f64>,
+    pub p75: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+/// The `p`-quantile (0..=1) of sorted values, linearly interpolated between the two nearest
+/// ranks — the same as SQL's `percentile_cont`; the median of an even count is the mean of the
+/// middle two.
+pub fn quantile(sorted: &[f64], p: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let rank = p * last as f64;
+    let low = rank.floor() as usize;
+    let high = rank.ceil() as usize;
+    let fraction = rank - low as f64;
+    Some(sorted[low] + (sorted[high.min(last)] - sorted[low]) * fraction)
+}
+
+impl Distribution {
+    pub fn of(nanos: impl IntoIterator<Item = Nanos>) -> Self {
+        let mut seconds: Vec<f64> = nanos.into_iter().map(|n| n as f64 / 1e9).collect();
+        seconds.sort_by(f64::total_cmp);
+        Self {
+            count: seconds.len(),
+            median: quantile(&seconds, 0.5),
+            p75: quantile(&seconds, 0.75),
+            p90: quantile(&seconds, 0.9),
+        }
+    }
+}
+
+/// The keys of one bucket.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Values {
+    pub deployments: u64,
+    /// Deployments ÷ days of the bucket inside the range.
+    pub deployments_per_day: f64,
+    pub failed_deployments: u64,
+    /// Failed ÷ deployments, in [0, 1]; `None` without deployments.
+    pub change_failure_rate: Option<f64>,
+    pub rework_deployments: u64,
+    pub rework_rate: Option<f64>,
+    /// Commit lead times of the bucket's deployments (committer time).
+    pub lead_time: Distribution,
+    /// The same from MR/PR merge time, where known.
+    pub merge_lead_time: Distribution,
+    /// Durations of the failures resolved in the bucket.
+    pub time_to_restore: Distribution,
+    /// Recovery times of the bucket's failed deployments that were remediated.
+    pub recovery_time: Distribution,
+}
+
+fn ratio(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// The keys of one bucket from the facts that fall in it (deployments by finish time, failures
+/// by resolution time).
+pub fn values(bucket: &Bucket, deployments: &[DeploymentFact], failures: &[FailureFact]) -> Values {
+    let inside: Vec<&DeploymentFact> = deployments
+        .iter()
+        .filter(|d| bucket.contains(d.finished_at))
+        .collect();
+    let count = inside.len() as u64;
+    let failed = inside.iter().filter(|d| d.failed).count() as u64;
+    let rework = inside.iter().filter(|d| d.rework).count() as u64;
+    Values {
+        deployments: count,
+        deployments_per_day: count as f64 / bucket.days().max(1) as f64,
+        failed_deployments: failed,
+        change_failure_rate: ratio(failed, count),
+        rework_deployments: rework,
+        rework_rate: ratio(rework, count),
+        lead_time: Distribution::of(inside.iter().flat_map(|d| d.lead_times.iter().copied())),
+        merge_lead_time: Distribution::of(
+            inside
+                .iter()
+                .flat_map(|d| d.merge_lead_times.iter().copied()),
+        ),
+        time_to_restore: Distribution::of(failures.iter().filter_map(|f| {
+            let finished = f.finished_at?;
+            bucket.contains(finished).then_some(finished - f.started_at)
+        })),
+        recovery_time: Distribution::of(
+            inside
+                .iter()
+                .filter(|d| d.failed)
+                .filter_map(|d| d.recovery_time),
+        ),
+    }
+}
+
+/// Every bucket of the range with its keys (empty buckets included).
+pub fn series(
+    first: NaiveDate,
+    last: NaiveDate,
+    interval: Interval,
+    deployments: &[DeploymentFact],
+    failures: &[FailureFact],
+) -> Vec<(Bucket, Values)> {
+    buckets(first, last, interval)
+        .into_iter()
+        .map(|bucket| {
+            let values = values(&bucket, deployments, failures);
+            (bucket, values)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn days_and_nanos_agree() {
+        assert_eq!(day_nanos(date(1970, 1, 1)), 0);
+        assert_eq!(day_nanos(date(2025, 1, 1)), 1_735_689_600 * 1_000_000_000);
+        assert_eq!(day_of(1_735_689_600 * 1_000_000_000 + 5), date(2025, 1, 1));
+        assert_eq!(
+            day_of(1_735_689_600 * 1_000_000_000 - 1),
+            date(2024, 12, 31)
+        );
+    }
+
+    #[test]
+    fn buckets_are_clipped_to_the_range() {
+        let monthly = buckets(date(2025, 1, 15), date(2025, 3, 10), Interval::Monthly);
+        assert_eq!(
+            monthly
+                .iter()
+                .map(|b| (b.start, b.days()))
+                .collect::<Vec<_>>(),
+            [
+                (date(2025, 1, 15), 17),
+                (date(2025, 2, 1), 28),
+                (date(2025, 3, 1), 10)
+            ]
+        );
+        assert_eq!(label(&monthly[0], Interval::Monthly), date(2025, 1, 1));
+        let weekly = buckets(date(2025, 1, 1), date(2025, 1, 13), Interval::Weekly); // a Wednesday
+        assert_eq!(
+            weekly.iter().map(|b| b.days()).collect::<Vec<_>>(),
+            [5, 7, 1]
+        );
+        assert_eq!(label(&weekly[0], Interval::Weekly), date(2024, 12, 30));
+        assert_eq!(
+            buckets(date(2025, 1, 1), date(2025, 1, 31), Interval::Daily).len(),
+            31
+        );
+        assert_eq!(
+            buckets(date(2025, 1, 1), date(2025, 1, 31), Interval::All)[0].days(),
+            31
+        );
+        assert!(buckets(date(2025, 2, 1), date(2025, 1, 31), Interval::Daily).is_empty());
+    }
+
+    #[test]
+    fn exact_quantiles() {
+        assert_eq!(quantile(&[], 0.5), None);
+        assert_eq!(quantile(&[4.0], 0.9), Some(4.0));
+        assert_eq!(quantile(&[1.0, 2.0, 3.0, 10.0], 0.5), Some(2.5));
+        assert_eq!(quantile(&[1.0, 2.0, 3.0], 0.5), Some(2.0));
+        // percentile_cont(0.9) of 1..=10 is 9.1
+        let ten: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert!((quantile(&ten, 0.9).unwrap() - 9.1).abs() < 1e-12);
+        assert_eq!(quantile(&ten, 0.75), Some(7.75));
+    }
+
+    fn deployment(day: u32, failed: bool, leads: &[i64]) -> DeploymentFact {
+        DeploymentFact {
+            id: format!("d{day}"),
+            finished_at: day_nanos(date(2025, 1, day)) + 3_600_000_000_000,
+            service: "shop".into(),
+            team: None,
+            env: Some("production".into()),
+            tier: Tier::Production,
+            project: "acme/shop".into(),
+            failed,
+            rework: false,
+            lead_times: leads.iter().map(|s| s * 1_000_000_000).collect(),
+            merge_lead_times: vec![],
+            recovery_time: failed.then_some(600_000_000_000),
+        }
+    }
+
+    #[test]
+    fn a_bucket_of_keys() {
+        let deployments = [
+            deployment(1, false, &[100, 200]),
+            deployment(1, true, &[300]),
+            deployment(2, false, &[1000]),
+        ];
+        let failures = [FailureFact {
+            id: "f".into(),
+            started_at: day_nanos(date(2025, 1, 1)),
+            finished_at: Some(day_nanos(date(2025, 1, 1)) + 120_000_000_000),
+        }];
+        let s = series(
+            date(2025, 1, 1),
+            date(2025, 1, 3),
+            Interval::Daily,
+            &deployments,
+            &failures,
+        );
+        assert_eq!(s.len(), 3);
+        let day1 = &s[0].1;
+        assert_eq!(day1.deployments, 2);
+        assert_eq!(day1.change_failure_rate, Some(0.5));
+        assert_eq!(day1.lead_time.median, Some(200.0));
+        assert_eq!(day1.time_to_restore.median, Some(120.0));
+        assert_eq!(day1.recovery_time.median, Some(600.0));
+        assert_eq!(s[2].1.deployments, 0);
+        assert_eq!(s[2].1.change_failure_rate, None);
+        let all = series(
+            date(2025, 1, 1),
+            date(2025, 1, 4),
+            Interval::All,
+            &deployments,
+            &failures,
+        );
+        assert_eq!(all[0].1.deployments_per_day, 0.75);
+        assert_eq!(all[0].1.lead_time.median, Some(250.0));
+    }
+}
