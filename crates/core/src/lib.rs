@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod derive;
+pub mod levels;
 pub mod metrics;
 pub mod model;
 pub mod project;

@@ -1,7 +1,9 @@
 //! The `dorametrics` command: the server and the tools around it.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod import;
+mod report;
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dora_core::model::Scope;
 use dora_server::auth::{generate_token, hash_token};
-use dora_store::{redact_url, Store, TokenRecord};
+use dora_store::{redact_url, Restriction, Store, TokenRecord};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -35,6 +37,12 @@ enum Command {
     /// Import commits: `import git PATH` reads a local repository's history.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Benchmarks at scale: `bench generate` writes an organisation, `bench run` measures
+    /// dorametrics on it against DuckDB and PostgreSQL.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// The DORA keys and their performance levels for a selection, as a table, JSON or CSV.
+    Report(Box<report::ReportArgs>),
 }
 
 #[derive(Args)]
@@ -77,9 +85,27 @@ enum TokenCommand {
         /// What the token may do: dora_metrics_read, dora_metrics_write or admin (repeatable).
         #[arg(long = "scope", required = true, value_parser = parse_scope)]
         scopes: Vec<Scope>,
+        /// Limit the token to this project path, e.g. acme/shop (repeatable); elsewhere the
+        /// GitLab API answers 404.
+        #[arg(long = "project", value_name = "PATH", value_parser = project_restriction)]
+        projects: Vec<Restriction>,
+        /// Limit the token to this group path and everything inside it, e.g. acme/platform
+        /// (repeatable).
+        #[arg(long = "group", value_name = "PATH", value_parser = group_restriction)]
+        groups: Vec<Restriction>,
         #[command(flatten)]
         db: DatabaseArg,
     },
+}
+
+fn project_restriction(path: &str) -> Result<Restriction, String> {
+    Restriction::parse(&format!("project:{path}"))
+        .ok_or_else(|| format!("{path:?} is not a project path like acme/shop"))
+}
+
+fn group_restriction(path: &str) -> Result<Restriction, String> {
+    Restriction::parse(&format!("group:{path}"))
+        .ok_or_else(|| format!("{path:?} is not a group path like acme"))
 }
 
 fn parse_scope(text: &str) -> Result<Scope, String> {
@@ -106,9 +132,18 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Import(command) => import::run(command).await,
-        Command::Token(TokenCommand::Create { name, scopes, db }) => {
+        Command::Bench(command) => bench::run(command).await,
+        Command::Report(args) => report::run(*args).await,
+        Command::Token(TokenCommand::Create {
+            name,
+            scopes,
+            projects,
+            groups,
+            db,
+        }) => {
             let store = open_store(&db.database, true).await?;
-            let token = create_token(store.as_ref(), name, scopes).await?;
+            let restrictions = projects.into_iter().chain(groups).collect();
+            let token = create_token(store.as_ref(), name, scopes, restrictions).await?;
             println!("{token}");
             Ok(())
         }
@@ -121,13 +156,19 @@ async fn open_store(url: &str, migrate: bool) -> Result<Arc<dyn Store>> {
         .with_context(|| format!("cannot open the database {}", redact_url(url)))
 }
 
-async fn create_token(store: &dyn Store, name: String, scopes: Vec<Scope>) -> Result<String> {
+async fn create_token(
+    store: &dyn Store,
+    name: String,
+    scopes: Vec<Scope>,
+    restrictions: Vec<Restriction>,
+) -> Result<String> {
     let token = generate_token();
     store
         .create_token(TokenRecord {
             name,
             hash: hash_token(&token),
             scopes,
+            restrictions,
         })
         .await
         .context("cannot store the token")?;
@@ -142,6 +183,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             name: "initial admin".into(),
             hash: hash_token(&first),
             scopes: vec![Scope::Admin],
+            restrictions: Vec::new(),
         })
         .await
         .context("cannot create the first admin token")?;

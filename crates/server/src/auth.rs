@@ -4,6 +4,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use dora_core::model::Scope;
+use dora_core::project::in_group;
+use dora_store::Restriction;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -35,16 +37,70 @@ const TOKEN_HEADERS: [&str; 4] = [
 /// valid; the caller may do what any of them allows.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// One per token: scopes and restrictions are kept together so that one token's scope never
+    /// lends itself to another token's projects.
+    grants: Vec<Grant>,
+}
+
+#[derive(Debug, Clone)]
+struct Grant {
     scopes: Vec<Scope>,
+    restrictions: Vec<Restriction>,
+}
+
+impl Grant {
+    fn allows(&self, scope: Scope) -> bool {
+        self.scopes.contains(&Scope::Admin) || self.scopes.contains(&scope)
+    }
 }
 
 impl Caller {
+    /// Some unrestricted token has `scope`. Restricted tokens count only where the surface
+    /// checks projects itself ([`Self::require_some`]): elsewhere they would reach everything.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.scopes.contains(&Scope::Admin) || self.scopes.contains(&scope) {
+        if self
+            .grants
+            .iter()
+            .any(|g| g.allows(scope) && g.restrictions.is_empty())
+        {
             Ok(())
         } else {
             Err(ApiError::Forbidden)
         }
+    }
+
+    /// Some token has `scope`, perhaps for some projects only: for surfaces that then check
+    /// [`Self::reaches_project`] or [`Self::reaches_group`].
+    pub fn require_some(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.grants.iter().any(|g| g.allows(scope)) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    /// Whether some token with `scope` reaches the project: unrestricted, restricted to it, or
+    /// to a group holding it.
+    pub fn reaches_project(&self, scope: Scope, path: &str) -> bool {
+        self.reaches(scope, |restriction| match restriction {
+            Restriction::Project(project) => project == path,
+            Restriction::Group(group) => in_group(path, group),
+        })
+    }
+
+    /// Whether some token with `scope` reaches the group: unrestricted, or restricted to it or
+    /// to a group holding it (a project restriction never opens its group).
+    pub fn reaches_group(&self, scope: Scope, path: &str) -> bool {
+        self.reaches(scope, |restriction| match restriction {
+            Restriction::Project(_) => false,
+            Restriction::Group(group) => group == path || in_group(path, group),
+        })
+    }
+
+    fn reaches(&self, scope: Scope, opens: impl Fn(&Restriction) -> bool) -> bool {
+        self.grants.iter().any(|g| {
+            g.allows(scope) && (g.restrictions.is_empty() || g.restrictions.iter().any(&opens))
+        })
     }
 }
 
@@ -105,7 +161,7 @@ impl FromRequestParts<AppState> for Caller {
         if tokens.is_empty() {
             return Err(ApiError::Unauthorized);
         }
-        let mut scopes = Vec::new();
+        let mut grants = Vec::new();
         for token in tokens {
             let hash = hash_token(&token);
             let record = state
@@ -118,9 +174,12 @@ impl FromRequestParts<AppState> for Caller {
             if !bool::from(record.hash.as_bytes().ct_eq(hash.as_bytes())) {
                 return Err(ApiError::Unauthorized);
             }
-            scopes.extend(record.scopes);
+            grants.push(Grant {
+                scopes: record.scopes,
+                restrictions: record.restrictions,
+            });
         }
-        Ok(Caller { scopes })
+        Ok(Caller { grants })
     }
 }
 

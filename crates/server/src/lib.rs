@@ -7,7 +7,9 @@ mod body;
 mod datadog;
 pub mod derivation;
 pub mod error;
+mod gitlab;
 mod native;
+pub mod report;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .merge(datadog::routes())
         .merge(native::routes())
+        .merge(gitlab::routes())
         .fallback(|| async { ApiError::NotFound("Not Found".into()) })
         .method_not_allowed_fallback(|| async {
             (

@@ -41,6 +41,8 @@ pub struct TokenRecord {
     /// Lowercase hex SHA-256 of the secret.
     pub hash: String,
     pub scopes: Vec<Scope>,
+    /// The projects and groups it is limited to (GitLab's membership); empty: all of them.
+    pub restrictions: Vec<Restriction>,
 }
 
 impl TokenRecord {
@@ -48,6 +50,43 @@ impl TokenRecord {
     pub fn scopes_text(&self) -> String {
         let names: Vec<&str> = self.scopes.iter().map(|s| s.as_str()).collect();
         names.join(" ")
+    }
+
+    /// Restrictions as stored: a JSON list (paths may hold any character).
+    pub fn restrictions_text(&self) -> String {
+        let items: Vec<String> = self.restrictions.iter().map(|r| r.to_string()).collect();
+        rows::to_json_list(&items)
+    }
+}
+
+/// One project or group (with its subgroups and projects) a token may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restriction {
+    Project(String),
+    Group(String),
+}
+
+impl Restriction {
+    /// `project:PATH` or `group:PATH`, the path without leading or trailing `/`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (kind, path) = text.split_once(':')?;
+        if path.is_empty() || path.starts_with('/') || path.ends_with('/') {
+            return None;
+        }
+        match kind {
+            "project" => Some(Self::Project(path.to_string())),
+            "group" => Some(Self::Group(path.to_string())),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Restriction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Project(path) => write!(f, "project:{path}"),
+            Self::Group(path) => write!(f, "group:{path}"),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use dora_core::model::{
     RemediationTarget, Scope, StoredDeployment,
 };
 
-use crate::{StoreError, StoreResult, TokenRecord};
+use crate::{Restriction, StoreError, StoreResult, TokenRecord};
 
 /// Typed access to the columns of a result row.
 pub trait Columns {
@@ -102,8 +102,16 @@ pub fn commit(row: &impl Columns) -> StoreResult<Commit> {
     })
 }
 
-/// Reads `name, hash, scopes` of the tokens table.
+/// Reads `name, hash, scopes, restrictions` of the tokens table.
 pub fn token(row: &impl Columns) -> StoreResult<TokenRecord> {
+    // An unreadable restriction is an error, never dropped: dropping it would widen the token.
+    let restrictions = json_list(row, 3)?
+        .iter()
+        .map(|text| {
+            Restriction::parse(text)
+                .ok_or_else(|| StoreError::Database(format!("bad token restriction {text:?}")))
+        })
+        .collect::<StoreResult<_>>()?;
     Ok(TokenRecord {
         name: row.required_text(0)?,
         hash: row.required_text(1)?,
@@ -112,6 +120,7 @@ pub fn token(row: &impl Columns) -> StoreResult<TokenRecord> {
             .split_whitespace()
             .filter_map(Scope::parse)
             .collect(),
+        restrictions,
     })
 }
 

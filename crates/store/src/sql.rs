@@ -98,13 +98,13 @@ pub const COMMITS_OF: &str = "SELECT repository_id, sha, parents, authored_at, c
 pub const PROJECT_SOURCES: &str =
     "SELECT DISTINCT repository_id, service FROM deployments ORDER BY 1, 2";
 
-pub const INSERT_TOKEN: &str =
-    "INSERT INTO tokens (name, hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4)";
+pub const INSERT_TOKEN: &str = "INSERT INTO tokens (name, hash, scopes, created_at, \
+    restrictions) VALUES (?1, ?2, ?3, ?4, ?5)";
 /// Inserts only into an empty table; callers serialise it (SQLite: the write lock;
 /// PostgreSQL: an advisory lock).
-pub const INSERT_FIRST_TOKEN: &str = "INSERT INTO tokens (name, hash, scopes, created_at) \
-    SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM tokens)";
-pub const FIND_TOKEN: &str = "SELECT name, hash, scopes FROM tokens WHERE hash = ?1";
+pub const INSERT_FIRST_TOKEN: &str = "INSERT INTO tokens (name, hash, scopes, created_at, \
+    restrictions) SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM tokens)";
+pub const FIND_TOKEN: &str = "SELECT name, hash, scopes, restrictions FROM tokens WHERE hash = ?1";
 pub const COUNT_TOKENS: &str = "SELECT COUNT(*) FROM tokens";
 
 /// `SELECT … WHERE <time range> AND <filter> ORDER BY … LIMIT …` over one event table.

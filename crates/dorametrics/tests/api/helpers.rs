@@ -56,6 +56,7 @@ pub async fn token(store: &dyn Store, scopes: Vec<Scope>) -> String {
             name: "test".into(),
             hash: hash_token(&token),
             scopes,
+            restrictions: Vec::new(),
         })
         .await
         .unwrap();

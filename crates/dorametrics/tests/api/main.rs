@@ -35,4 +35,7 @@ mod datadog_events;
 mod datadog_list;
 mod datadog_patch;
 mod datadog_validation;
+mod gitlab;
+mod metrics;
+mod reference;
 mod store;

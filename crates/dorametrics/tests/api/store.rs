@@ -246,6 +246,7 @@ async fn a_token_created_through_the_store_is_accepted_over_http() {
         name: "conformance".into(),
         hash: hash_token(&secret),
         scopes: vec![Scope::Read, Scope::Write],
+        restrictions: Vec::new(),
     };
     app.store.create_token(record.clone()).await.unwrap();
     assert_eq!(app.store.count_tokens().await.unwrap(), before + 1);

@@ -2,6 +2,8 @@
 
 mod commits;
 mod explain;
+mod metrics;
+mod projects;
 
 use axum::Router;
 
@@ -11,4 +13,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(commits::routes())
         .merge(explain::routes())
+        .merge(metrics::routes())
+        .merge(projects::routes())
 }

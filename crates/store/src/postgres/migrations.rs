@@ -17,6 +17,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "commits",
         include_str!("../../migrations/postgres/0002_commits.sql"),
     ),
+    (
+        3,
+        "token_scopes",
+        include_str!("../../migrations/postgres/0003_token_scopes.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

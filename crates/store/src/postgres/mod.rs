@@ -389,6 +389,7 @@ impl Store for PostgresStore {
                     &token.hash,
                     &token.scopes_text(),
                     &dora_core::time::now(),
+                    &token.restrictions_text(),
                 ],
             )
             .await
@@ -410,6 +411,7 @@ impl Store for PostgresStore {
                     &token.hash,
                     &token.scopes_text(),
                     &dora_core::time::now(),
+                    &token.restrictions_text(),
                 ],
             )
             .await?;

@@ -16,6 +16,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "commits",
         include_str!("../../migrations/sqlite/0002_commits.sql"),
     ),
+    (
+        3,
+        "token_scopes",
+        include_str!("../../migrations/sqlite/0003_token_scopes.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.

@@ -102,7 +102,8 @@ fn apply(tx: &Connection, op: &WriteOp) -> StoreResult<u64> {
                 token.name,
                 token.hash,
                 token.scopes_text(),
-                dora_core::time::now()
+                dora_core::time::now(),
+                token.restrictions_text()
             ])?;
             Ok(inserted as u64)
         }

@@ -1,0 +1,866 @@
+//! `dorametrics bench run`: one machine, one run. Loads a generated organisation into a fresh
+//! dorametrics server (this binary, as a subprocess), into PostgreSQL and into DuckDB; checks
+//! that all three answer the benchmark's questions with the same numbers; then times intake,
+//! the list, the metric queries, memory, size on disk and a cold start, and prints the table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::Args;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::baseline::{self, DuckDb, Postgres, QueryResult, TABLES};
+use super::check;
+use super::client::{self, Api, Item};
+use super::generate::{self, civil_date, Manifest};
+use super::report::{self, IntakeRow, QueryRow, Rate, Resources, Results, Timing};
+use super::server::{self, ServerProcess};
+use super::{default_data_dir, Scale};
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[arg(long, value_enum)]
+    scale: Scale,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The data set (default target/bench/data/SCALE-SEED); generated there first when it has
+    /// no manifest.json.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Scratch space for the databases, logs and results (default target/bench/run-SCALE;
+    /// emptied first).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Correctness only (CI): check that dorametrics and both baselines agree, with one run of
+    /// each query; the figures printed are not measurements.
+    #[arg(long)]
+    smoke: bool,
+    /// Timed runs of each query (default 5, or 1 with --smoke).
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// The PostgreSQL server of the baseline: a fresh database is created on it and dropped at
+    /// the end.
+    #[arg(
+        long,
+        env = "DORA_BENCH_POSTGRES",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres: String,
+    /// dorametrics' own store: `sqlite` (a fresh file in the workdir) or `postgres` (a fresh
+    /// database on the --postgres server).
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
+    store: String,
+    /// The Python 3 that creates the DuckDB venv (target/bench/venv).
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Where queries.sql, postgres_schema.sql, duckdb_baseline.py and requirements.txt are.
+    #[arg(long, default_value = "bench")]
+    scripts: PathBuf,
+    /// Most rows each single-row INSERT phase of the PostgreSQL baseline sends (its rate
+    /// needs no more).
+    #[arg(long, default_value_t = 100_000)]
+    insert_sample: usize,
+    /// Keep the baseline's PostgreSQL database (and dorametrics' own on PostgreSQL).
+    #[arg(long)]
+    keep: bool,
+    /// A dorametrics answer taking longer than this many seconds is given up: the question is
+    /// reported as timed out, neither checked nor timed.
+    #[arg(long, default_value_t = 1800)]
+    query_timeout: u64,
+    /// Timed runs of one question stop once they have taken this many seconds (at least one
+    /// run is made).
+    #[arg(long, default_value_t = 300)]
+    time_budget: u64,
+}
+
+/// Seconds since the run started, for progress lines.
+struct Progress(Instant);
+
+impl Progress {
+    fn say(&self, text: impl AsRef<str>) {
+        eprintln!(
+            "[{:7.1}s] {}",
+            self.0.elapsed().as_secs_f64(),
+            text.as_ref()
+        );
+    }
+}
+
+fn day_text(day: i64) -> String {
+    let (y, m, d) = civil_date(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The benchmark's selections and ranges.
+struct Plan {
+    group: String,
+    project: String,
+    team: String,
+    list_query: String,
+    /// GitLab's ranges: 180 days, inclusive dates.
+    gitlab_first: String,
+    gitlab_last: String,
+    /// The native query's range: one year.
+    year_first: String,
+    year_last: String,
+    params: BTreeMap<String, String>,
+}
+
+impl Plan {
+    fn new(manifest: &Manifest) -> Self {
+        let last = generate::END / 86_400 - 1;
+        let gitlab_first = last - 179;
+        let year_first = last - 364;
+        let midnight = |day: i64| format!("{} 00:00:00", day_text(day));
+        let [a, b] = manifest.list_services.clone();
+        let params = BTreeMap::from([
+            ("from".to_string(), midnight(gitlab_first)),
+            ("to".to_string(), midnight(last + 1)),
+            ("year_from".to_string(), midnight(year_first)),
+            ("year_to".to_string(), midnight(last + 1)),
+            ("group_like".to_string(), format!("{}/%", manifest.group)),
+            ("project".to_string(), manifest.project.clone()),
+            ("team".to_string(), manifest.team.clone()),
+            ("service_a".to_string(), a.clone()),
+            ("service_b".to_string(), b.clone()),
+            ("exclude_team".to_string(), manifest.list_team.clone()),
+        ]);
+        Self {
+            group: manifest.group.clone(),
+            project: manifest.project.clone(),
+            team: manifest.team.clone(),
+            list_query: format!(
+                "service:({a} OR {b}) env:production -team:{}",
+                manifest.list_team
+            ),
+            gitlab_first: day_text(gitlab_first),
+            gitlab_last: day_text(last),
+            year_first: day_text(year_first),
+            year_last: day_text(last),
+            params,
+        }
+    }
+
+    /// The requests dorametrics answers, named as the SQL queries are.
+    fn requests(&self) -> Vec<Request> {
+        let encoded = self.project.replace('/', "%2F");
+        vec![
+            Request {
+                name: "list",
+                label: format!("list: `{}`, limit 1000, sort -finished_at", self.list_query),
+                method: Method::POST,
+                path: "/api/v2/dora/deployments".into(),
+                body: Some(json!({"data": {"type": "dora_deployments_list_request",
+                    "attributes": {"query": self.list_query, "limit": 1000,
+                    "sort": "-finished_at"}}})),
+            },
+            Request {
+                name: "group_lead_time_daily",
+                label: format!("GitLab group `{}` lead time, daily, 180 days", self.group),
+                method: Method::GET,
+                path: format!(
+                    "/api/v4/groups/{}/dora/metrics?metric=lead_time_for_changes&interval=daily\
+                     &start_date={}&end_date={}",
+                    self.group, self.gitlab_first, self.gitlab_last
+                ),
+                body: None,
+            },
+            Request {
+                name: "project_deployment_frequency_monthly",
+                label: format!(
+                    "GitLab project `{}` deployment frequency, monthly, 180 days",
+                    self.project
+                ),
+                method: Method::GET,
+                path: format!(
+                    "/api/v4/projects/{encoded}/dora/metrics?metric=deployment_frequency\
+                     &interval=monthly&start_date={}&end_date={}",
+                    self.gitlab_first, self.gitlab_last
+                ),
+                body: None,
+            },
+            Request {
+                name: "team_weekly",
+                label: format!(
+                    "native `/api/v1/metrics` all keys, team `{}`, weekly, 1 year",
+                    self.team
+                ),
+                method: Method::GET,
+                path: format!(
+                    "/api/v1/metrics?team={}&interval=weekly&from={}&to={}",
+                    self.team, self.year_first, self.year_last
+                ),
+                body: None,
+            },
+        ]
+    }
+}
+
+struct Request {
+    name: &'static str,
+    label: String,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+}
+
+/// Disagreements of one answer with one baseline's rows.
+fn compare(name: &str, dora: &Value, base: &QueryResult) -> Vec<String> {
+    match name {
+        "list" => check::list(dora, base),
+        "group_lead_time_daily" => check::gitlab_series(dora, base, "median_seconds", None),
+        "project_deployment_frequency_monthly" => {
+            check::gitlab_series(dora, base, "per_day", Some(0.0))
+        }
+        "team_weekly" => check::native_series(dora, base),
+        _ => vec![format!("no comparison for {name}")],
+    }
+}
+
+/// How many rows an answer has, for the table.
+fn answer_rows(name: &str, dora: &Value) -> usize {
+    match name {
+        "list" => dora["data"].as_array().map_or(0, Vec::len),
+        "team_weekly" => dora["series"].as_array().map_or(0, Vec::len),
+        _ => dora.as_array().map_or(0, Vec::len),
+    }
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Deployments sent over 1, 16 and 64 connections: a tenth (at most 5,000) and a fifth (at
+/// most 20,000) for the first two, the rest over 64.
+fn phases(total: usize) -> [(usize, std::ops::Range<usize>); 3] {
+    let one = (total / 10).clamp(1.min(total), 5_000);
+    let sixteen = (total / 5).min(20_000).min(total - one);
+    [
+        (1, 0..one),
+        (16, one..one + sixteen),
+        (64, one + sixteen..total),
+    ]
+}
+
+/// Everything the run measured of dorametrics.
+struct Measured {
+    load_seconds: f64,
+    commits: Rate,
+    deployments: Vec<Rate>,
+    /// `None`: the answer took longer than --query-timeout.
+    answers: BTreeMap<&'static str, Option<Value>>,
+    /// How long each first (untimed) answer took.
+    first_seconds: BTreeMap<&'static str, f64>,
+}
+
+pub async fn run(args: RunArgs) -> Result<()> {
+    let progress = Progress(Instant::now());
+    let data = args
+        .data
+        .clone()
+        .unwrap_or_else(|| default_data_dir(args.scale, args.seed));
+    let workdir = args
+        .workdir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("target/bench/run-{}", args.scale.name())));
+    let repeat = args.repeat.unwrap_or(if args.smoke { 1 } else { 5 }).max(1);
+    let scripts = &args.scripts;
+    let queries_path = scripts.join("queries.sql");
+    for file in [
+        "queries.sql",
+        "postgres_schema.sql",
+        "duckdb_baseline.py",
+        "requirements.txt",
+    ] {
+        if !scripts.join(file).exists() {
+            bail!(
+                "{} is missing: run from the repository root or pass --scripts",
+                scripts.join(file).display()
+            );
+        }
+    }
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+
+    // The data set.
+    let manifest_path = data.join("manifest.json");
+    let current = std::fs::read_to_string(&manifest_path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Manifest>(&text).ok())
+        .is_some_and(|m| m.generator == generate::GENERATOR);
+    if !current {
+        progress.say(format!(
+            "generating scale {} (seed {}) into {}",
+            args.scale.name(),
+            args.seed,
+            data.display()
+        ));
+        let (scale, seed, out) = (args.scale, args.seed, data.clone());
+        tokio::task::spawn_blocking(move || generate::generate(scale, seed, &out)).await??;
+    }
+    let manifest: Manifest = serde_json::from_str(&std::fs::read_to_string(&manifest_path)?)
+        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    if manifest.scale != args.scale.name() || manifest.seed != args.seed {
+        bail!(
+            "{} holds scale {} seed {}, not scale {} seed {}",
+            data.display(),
+            manifest.scale,
+            manifest.seed,
+            args.scale.name(),
+            args.seed
+        );
+    }
+    let plan = Plan::new(&manifest);
+    if workdir.exists() {
+        std::fs::remove_dir_all(&workdir)
+            .with_context(|| format!("cannot empty {}", workdir.display()))?;
+    }
+    std::fs::create_dir_all(&workdir)?;
+    let workdir = workdir.canonicalize()?;
+    let data = data.canonicalize()?;
+
+    progress.say("preparing the DuckDB venv");
+    let venv_python = baseline::ensure_venv(
+        &args.python,
+        Path::new("target/bench/venv"),
+        &scripts.join("requirements.txt"),
+    )
+    .await?;
+
+    // dorametrics' store.
+    let store_name = format!("dora_bench_store_{}", std::process::id());
+    let database = if args.store == "postgres" {
+        baseline::create_database(&args.postgres, &store_name).await?;
+        Postgres::url(&args.postgres, &store_name)
+    } else {
+        format!("sqlite://{}", workdir.join("dorametrics.db").display())
+    };
+    let base_name = format!("dora_bench_baseline_{}", std::process::id());
+    let mut postgres: Option<Postgres> = None;
+    let measuring = measure_all(
+        &args,
+        &progress,
+        &exe,
+        &database,
+        &data,
+        &workdir,
+        &manifest,
+        &plan,
+        repeat,
+        &queries_path,
+        &venv_python,
+        &base_name,
+        &mut postgres,
+    );
+    // Interrupted, it still drops its databases (the server subprocesses die with it).
+    let outcome = tokio::select! {
+        outcome = measuring => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    if !args.keep {
+        if let Some(pg) = postgres.take() {
+            pg.drop().await?;
+        }
+        if args.store == "postgres" {
+            baseline::drop_database(&args.postgres, &store_name).await?;
+        }
+    }
+    let results = outcome?;
+    let markdown = results.markdown();
+    std::fs::write(workdir.join("results.md"), &markdown)?;
+    std::fs::write(
+        workdir.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    println!("{markdown}");
+    progress.say(format!(
+        "done; results in {}",
+        workdir.join("results.md").display()
+    ));
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure_all(
+    args: &RunArgs,
+    progress: &Progress,
+    exe: &Path,
+    database: &str,
+    data: &Path,
+    workdir: &Path,
+    manifest: &Manifest,
+    plan: &Plan,
+    repeat: usize,
+    queries_path: &Path,
+    venv_python: &Path,
+    base_name: &str,
+    postgres: &mut Option<Postgres>,
+) -> Result<Results> {
+    // 1. dorametrics: load everything, then one answer to each question.
+    progress.say(format!(
+        "dorametrics: creating the store {}",
+        dora_store::redact_url(database)
+    ));
+    let token = server::create_token(exe, database).await?;
+    let (server, _) = ServerProcess::start(exe, database, &workdir.join("server.log")).await?;
+    let api = Api {
+        base: server.base.clone(),
+        token,
+    };
+    let query_timeout = Duration::from_secs(args.query_timeout);
+    let measured = load_dorametrics(progress, &api, data, plan, query_timeout).await?;
+
+    // 2. PostgreSQL: load (COPY), answers.
+    progress.say(format!("PostgreSQL: loading into {base_name}"));
+    let pg = postgres.insert(Postgres::create(&args.postgres, base_name).await?);
+    let schema = std::fs::read_to_string(args.scripts.join("postgres_schema.sql"))?;
+    let (tables, indexes) = schema.split_once("-- INDEXES").unwrap_or((&schema, ""));
+    pg.execute(tables).await?;
+    let mut pg_load = BTreeMap::new();
+    for table in TABLES {
+        let load = pg.copy(table, &data.join(format!("{table}.csv"))).await?;
+        progress.say(format!(
+            "PostgreSQL: COPY {table}: {} rows in {:.1}s",
+            load.rows, load.seconds
+        ));
+        pg_load.insert(table, load);
+    }
+    let started = Instant::now();
+    pg.execute(indexes).await?;
+    progress.say(format!(
+        "PostgreSQL: indexes and ANALYZE in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
+    let queries_text = std::fs::read_to_string(queries_path)?;
+    let named: BTreeMap<String, String> = baseline::named_queries(&queries_text)
+        .into_iter()
+        .map(|(name, sql)| Ok((name, baseline::substitute(&sql, &plan.params)?)))
+        .collect::<Result<_>>()?;
+    let mut pg_answers: BTreeMap<&str, QueryResult> = BTreeMap::new();
+    for request in plan.requests() {
+        let sql = named
+            .get(request.name)
+            .with_context(|| format!("queries.sql has no query named {}", request.name))?;
+        pg_answers.insert(request.name, pg.query(sql, 0).await?);
+    }
+
+    // 3. DuckDB: load, answers and timings (one process).
+    progress.say("DuckDB: loading and querying");
+    let duck: DuckDb = baseline::run_duckdb(
+        venv_python,
+        &args.scripts.join("duckdb_baseline.py"),
+        data,
+        &workdir.join("baseline.duckdb"),
+        queries_path,
+        &plan.params,
+        repeat,
+    )
+    .await?;
+    for (table, load) in &duck.load {
+        progress.say(format!(
+            "DuckDB: COPY {table}: {} rows in {:.1}s",
+            load.rows, load.seconds
+        ));
+    }
+
+    // 4. The check: the same numbers everywhere, or nothing is timed. The answers are kept in
+    // the workdir to look at when they differ.
+    let answers_dir = workdir.join("answers");
+    std::fs::create_dir_all(&answers_dir)?;
+    let mut disagreements = Vec::new();
+    let mut notes = Vec::new();
+    for request in plan.requests() {
+        let Some(answer) = &measured.answers[request.name] else {
+            notes.push(format!(
+                "dorametrics did not answer `{}` within --query-timeout {}: not checked, not timed.",
+                request.name,
+                report::duration(query_timeout.as_secs_f64())
+            ));
+            continue;
+        };
+        let duck_rows = duck
+            .queries
+            .get(request.name)
+            .with_context(|| format!("DuckDB did not run {}", request.name))?;
+        let rows_json = |r: &QueryResult| json!({"columns": r.columns, "rows": r.rows});
+        for (engine, value) in [
+            ("dorametrics", answer.clone()),
+            ("postgres", rows_json(&pg_answers[request.name])),
+            ("duckdb", rows_json(duck_rows)),
+        ] {
+            std::fs::write(
+                answers_dir.join(format!("{}.{engine}.json", request.name)),
+                serde_json::to_string_pretty(&value)?,
+            )?;
+        }
+        for (engine, rows) in [
+            ("PostgreSQL", &pg_answers[request.name]),
+            ("DuckDB", duck_rows),
+        ] {
+            for problem in compare(request.name, answer, rows) {
+                disagreements.push(format!("{} vs {engine}: {problem}", request.name));
+            }
+        }
+    }
+    if !disagreements.is_empty() {
+        bail!(
+            "dorametrics and the baselines disagree:\n  {}",
+            disagreements.join("\n  ")
+        );
+    }
+    progress.say("check passed: dorametrics, PostgreSQL and DuckDB return the same numbers");
+
+    // 5. Timings of the questions.
+    let http = client::client(query_timeout)?;
+    let budget = Duration::from_secs(args.time_budget);
+    let mut query_rows = Vec::new();
+    for request in plan.requests() {
+        let answered = measured.answers[request.name].as_ref();
+        // An answer slower than the whole budget is its own sample: a warm-up run changes
+        // nothing about a request that takes minutes.
+        let first = measured.first_seconds.get(request.name).copied();
+        let mut seconds: Vec<f64> = first
+            .filter(|&s| s >= budget.as_secs_f64())
+            .into_iter()
+            .collect();
+        let mut spent = Duration::from_secs_f64(seconds.iter().sum());
+        while answered.is_some() && seconds.len() < repeat && (seconds.is_empty() || spent < budget)
+        {
+            let (_, elapsed) = client::fetch(
+                &http,
+                &api,
+                request.method.clone(),
+                &request.path,
+                request.body.as_ref(),
+            )
+            .await?;
+            spent += elapsed;
+            seconds.push(elapsed.as_secs_f64());
+        }
+        let pg_timing = pg.query(&named[request.name], repeat).await?.seconds;
+        let dora = Timing::of(&seconds);
+        progress.say(format!(
+            "{}: dorametrics {} median, PostgreSQL {}, DuckDB {}",
+            request.name,
+            dora.map_or("timed out".into(), |t| report::duration(t.median)),
+            Timing::of(&pg_timing).map_or("-".into(), |t| report::duration(t.median)),
+            duck.queries
+                .get(request.name)
+                .and_then(|q| Timing::of(&q.seconds))
+                .map_or("-".into(), |t| report::duration(t.median)),
+        ));
+        query_rows.push(QueryRow {
+            name: request.label.clone(),
+            rows: answered.map_or(0, |a| answer_rows(request.name, a)),
+            dorametrics: dora,
+            timed_out: answered.is_none().then_some(args.query_timeout as f64),
+            duckdb: duck
+                .queries
+                .get(request.name)
+                .and_then(|q| Timing::of(&q.seconds)),
+            postgres: Timing::of(&pg_timing),
+        });
+    }
+
+    // 6. Memory, size on disk and a cold start on the loaded database.
+    let peak_rss = server.peak_rss();
+    server.stop().await?;
+    let database_bytes = if args.store == "postgres" {
+        let name = database.rsplit('/').next().unwrap_or_default();
+        baseline::database_size(&args.postgres, name).await?
+    } else {
+        let path = workdir.join("dorametrics.db");
+        ["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| file_size(&PathBuf::from(format!("{}{suffix}", path.display()))))
+            .sum()
+    };
+    let (server, cold_start) =
+        ServerProcess::start(exe, database, &workdir.join("server-restart.log")).await?;
+    progress.say(format!(
+        "cold start on the loaded database: {}",
+        report::duration(cold_start.as_secs_f64())
+    ));
+    server.stop().await?;
+
+    // 7. PostgreSQL single-row intake, as many rows per phase as dorametrics took (capped).
+    let rows = Arc::new(baseline::read_simple_csv(&data.join("deployments.csv"))?);
+    let mut pg_inserts = Vec::new();
+    for (connections, range) in phases(rows.len()) {
+        let end = range.start + range.len().min(args.insert_sample);
+        let intake = pg
+            .insert_each(rows.clone(), range.start..end, connections)
+            .await?;
+        let rate = Rate::of(&intake);
+        progress.say(format!(
+            "PostgreSQL INSERT, {connections} connections: {}/s",
+            report::thousands(rate.per_second)
+        ));
+        pg_inserts.push(rate);
+    }
+    let postgres_bytes = pg.size().await?;
+
+    // 8. The table.
+    let mut intake = Vec::new();
+    for (((connections, _), dora), pg_rate) in phases(rows.len())
+        .into_iter()
+        .zip(&measured.deployments)
+        .zip(&pg_inserts)
+    {
+        let plural = if connections == 1 { "" } else { "s" };
+        intake.push(IntakeRow {
+            name: format!(
+                "single event: `POST /api/v2/dora/deployment`, {connections} keep-alive connection{plural}"
+            ),
+            dorametrics: Some(*dora),
+            postgres_label: "INSERT … ON CONFLICT, one per transaction".into(),
+            postgres: Some(*pg_rate),
+            duckdb: None,
+        });
+    }
+    let load = |map: &BTreeMap<&str, baseline::Load>, table: &str| {
+        map.get(table).map(|l| Rate::of_load(l.rows, l.seconds))
+    };
+    let duck_load: BTreeMap<&str, baseline::Load> =
+        duck.load.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    intake.push(IntakeRow {
+        name: "bulk: commits, `POST /api/v1/commits` NDJSON (10,000 a request, 2 connections)"
+            .into(),
+        dorametrics: Some(measured.commits),
+        postgres_label: "COPY commits (primary key)".into(),
+        postgres: load(&pg_load, "commits"),
+        duckdb: load(&duck_load, "commits"),
+    });
+    intake.push(IntakeRow {
+        name: "bulk: deployments (dorametrics has no bulk deployment path)".into(),
+        dorametrics: None,
+        postgres_label: "COPY deployments (primary key)".into(),
+        postgres: load(&pg_load, "deployments"),
+        duckdb: load(&duck_load, "deployments"),
+    });
+
+    let version = env!("CARGO_PKG_VERSION");
+    let profile = if cfg!(debug_assertions) {
+        "debug build"
+    } else {
+        "release build"
+    };
+    let store = if args.store == "postgres" {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let mut command = format!(
+        "cargo run --release -- bench run --scale {} --seed {}",
+        manifest.scale, manifest.seed
+    );
+    if args.store == "postgres" {
+        command.push_str(" --store postgres");
+    }
+    Ok(Results {
+        title: format!(
+            "dorametrics bench, scale {} (seed {}): {} services, {} teams, {} repositories, \
+             {} deployments ({} to production), {} commits, {} failures, {} rollbacks, {} \
+             rollforwards; {} shipped-commit rows",
+            manifest.scale,
+            manifest.seed,
+            manifest.size.services,
+            manifest.size.teams,
+            manifest.repositories,
+            report::thousands(manifest.deployments as f64),
+            report::thousands(manifest.production_deployments as f64),
+            report::thousands(manifest.commits as f64),
+            report::thousands(manifest.failures as f64),
+            manifest.rollbacks,
+            manifest.rollforwards,
+            report::thousands(manifest.changes as f64),
+        ),
+        machine: report::machine(),
+        engines: format!(
+            "dorametrics {version} ({profile}, {store} store), {}, {}",
+            pg.version, duck.engine
+        ),
+        command,
+        smoke: args.smoke,
+        load_seconds: measured.load_seconds,
+        intake,
+        queries: query_rows,
+        resources: Resources {
+            peak_rss_bytes: peak_rss,
+            database_bytes,
+            cold_start_seconds: cold_start.as_secs_f64(),
+            postgres_bytes: Some(postgres_bytes),
+            duckdb_bytes: Some(duck.size_bytes),
+        },
+        notes: notes
+            .into_iter()
+            .chain([
+                "Every figure comes from the same run, after the check that dorametrics, \
+             PostgreSQL and DuckDB return the same numbers for every question."
+                    .into(),
+                format!(
+                    "Query timings are wall times of {repeat} run(s) after one untimed run: \
+                 dorametrics over HTTP (keep-alive), PostgreSQL over TCP (simple protocol), \
+                 DuckDB in-process from Python. dorametrics' timed runs of one question \
+                 stop after --time-budget {}.",
+                    report::duration(budget.as_secs_f64())
+                ),
+                "The baselines aggregate precomputed tables (`changes.csv`: the commits each \
+             production deployment first shipped; verdicts per deployment), as Four Keys and \
+             DevLake do after their ETL; dorametrics derives change sets and failures from the \
+             raw events and commits on every request."
+                    .into(),
+                format!(
+                    "Ratios: intake is dorametrics' rate ÷ PostgreSQL's (above 1: dorametrics is \
+                 faster); queries are dorametrics' time ÷ the baseline's (below 1: dorametrics \
+                 is faster). The PostgreSQL INSERT phases send at most {} rows each.",
+                    report::thousands(args.insert_sample as f64)
+                ),
+            ])
+            .collect(),
+    })
+}
+
+/// Loads the data set into dorametrics through its HTTP API and takes its answers.
+async fn load_dorametrics(
+    progress: &Progress,
+    api: &Api,
+    data: &Path,
+    plan: &Plan,
+    timeout: Duration,
+) -> Result<Measured> {
+    let started = Instant::now();
+    progress.say("dorametrics: bulk commits (POST /api/v1/commits)");
+    let commits = client::post_ndjson_file(
+        api,
+        &data.join("commits.ndjson"),
+        "/api/v1/commits",
+        10_000,
+        2,
+    )
+    .await?;
+    let commits = Rate::of(&commits);
+    progress.say(format!(
+        "dorametrics: {} commits at {}/s",
+        commits.events,
+        report::thousands(commits.per_second)
+    ));
+
+    let deployments = Arc::new(client::read_lines(
+        &data.join("deployments.ndjson"),
+        "/api/v2/dora/deployment",
+    )?);
+    let mut rates = Vec::new();
+    for (connections, range) in phases(deployments.len()) {
+        let intake =
+            client::send_each(api, Method::POST, deployments.clone(), range, connections).await?;
+        let rate = Rate::of(&intake);
+        progress.say(format!(
+            "dorametrics: {} deployments over {connections} connections at {}/s (p50 {}, p99 {})",
+            rate.events,
+            report::thousands(rate.per_second),
+            rate.p50.map_or("-".into(), report::duration),
+            rate.p99.map_or("-".into(), report::duration),
+        ));
+        rates.push(rate);
+    }
+    drop(deployments);
+
+    let failures = Arc::new(client::read_lines(
+        &data.join("failures.ndjson"),
+        "/api/v2/dora/failure",
+    )?);
+    let count = failures.len();
+    client::send_each(api, Method::POST, failures, 0..count, 16).await?;
+    let patches = Arc::new(read_patches(&data.join("patches.ndjson"))?);
+    let count_patches = patches.len();
+    client::send_each(api, Method::PATCH, patches, 0..count_patches, 16).await?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    progress.say(format!(
+        "dorametrics: {count} failures and {count_patches} rollforward patches; loaded in {:.1}s",
+        load_seconds
+    ));
+
+    let http = client::client(timeout)?;
+    let mut answers = BTreeMap::new();
+    let mut first_seconds = BTreeMap::new();
+    for request in plan.requests() {
+        let fetched = client::fetch(
+            &http,
+            api,
+            request.method.clone(),
+            &request.path,
+            request.body.as_ref(),
+        )
+        .await;
+        let answer = match fetched {
+            Ok((answer, elapsed)) => {
+                progress.say(format!(
+                    "dorametrics: {} answered in {}",
+                    request.name,
+                    report::duration(elapsed.as_secs_f64())
+                ));
+                first_seconds.insert(request.name, elapsed.as_secs_f64());
+                Some(answer)
+            }
+            Err(error) if client::is_timeout(&error) => {
+                progress.say(format!(
+                    "dorametrics: {} gave up after {}",
+                    request.name,
+                    report::duration(timeout.as_secs_f64())
+                ));
+                None
+            }
+            Err(error) => {
+                return Err(error.context(format!("dorametrics could not answer {}", request.name)))
+            }
+        };
+        answers.insert(request.name, answer);
+    }
+    Ok(Measured {
+        load_seconds,
+        commits,
+        deployments: rates,
+        answers,
+        first_seconds,
+    })
+}
+
+/// `{"id": …, "body": …}` lines into PATCH requests.
+fn read_patches(path: &Path) -> Result<Vec<Item>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let value: Value = serde_json::from_str(line)?;
+            let id = value["id"].as_str().context("a patch without id")?;
+            Ok(Item {
+                path: Arc::from(format!("/api/v2/dora/deployments/{id}").as_str()),
+                body: Bytes::from(serde_json::to_vec(&value["body"])?),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_cover_every_deployment_once() {
+        for total in [1, 10, 2_000, 100_000, 1_000_000] {
+            let p = phases(total);
+            assert_eq!(p[0].1.start, 0);
+            assert_eq!(p[0].1.end, p[1].1.start);
+            assert_eq!(p[1].1.end, p[2].1.start);
+            assert_eq!(p[2].1.end, total);
+        }
+        assert_eq!(phases(1_000_000)[0].1.len(), 5_000);
+        assert_eq!(phases(1_000_000)[1].1.len(), 20_000);
+    }
+}

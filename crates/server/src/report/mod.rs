@@ -1,0 +1,282 @@
+//! A metrics report: every DORA key of a selection over a range — totals, a time series with
+//! every bucket, an optional breakdown, and performance levels. One place builds it, so
+//! `GET /api/v1/metrics` and `dorametrics report --database` cannot disagree.
+
+pub mod catalog;
+pub mod params;
+
+use std::collections::BTreeSet;
+
+use chrono::{Days, NaiveDate};
+use dora_core::levels::{self, Assessment, Key, Level, Rating};
+use dora_core::metrics::{
+    self, Bucket, DeploymentFact, Distribution, FailureFact, Interval, Values,
+};
+use dora_core::query::Query;
+use dora_core::tier::Tier;
+use dora_core::time::Nanos;
+use dora_store::{Store, StoreError};
+use serde_json::{json, Value};
+
+use crate::derivation::{facts, Selection};
+use catalog::Catalog;
+pub use params::{parse, Breakdown, ReportRequest};
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A parameter is malformed or out of range; `parameter` names it as given.
+    #[error("{parameter}: {detail}")]
+    BadParameter { parameter: String, detail: String },
+    /// The project or group named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How levels are decided, stated in every response so a reader need not guess.
+pub const LEVEL_RULE: &str = "Each key gets the best level whose published band it reaches \
+(where the report gives one figure per level, the nearest figure; ties go to the better level); \
+overall is the lowest level among the classified keys.";
+
+fn interval_name(interval: Interval) -> &'static str {
+    match interval {
+        Interval::Daily => "daily",
+        Interval::Weekly => "weekly",
+        Interval::Monthly => "monthly",
+        Interval::All => "all",
+    }
+}
+
+fn seconds(nanos: Nanos) -> f64 {
+    nanos as f64 / 1e9
+}
+
+fn distribution(d: &Distribution) -> Value {
+    json!({ "count": d.count, "median": d.median, "p75": d.p75, "p90": d.p90 })
+}
+
+/// The keys of one bucket (or of the whole range); durations in seconds.
+pub fn values_json(v: &Values) -> Value {
+    json!({
+        "deployments": v.deployments,
+        "deployments_per_day": v.deployments_per_day,
+        "failed_deployments": v.failed_deployments,
+        "change_failure_rate": v.change_failure_rate,
+        "rework_deployments": v.rework_deployments,
+        "rework_rate": v.rework_rate,
+        "lead_time_seconds": distribution(&v.lead_time),
+        "merge_lead_time_seconds": distribution(&v.merge_lead_time),
+        "time_to_restore_seconds": distribution(&v.time_to_restore),
+        "failed_deployment_recovery_time_seconds": distribution(&v.recovery_time),
+    })
+}
+
+fn rating(rating: Option<&Rating>) -> Value {
+    rating.map_or(
+        Value::Null,
+        |r| json!({ "level": r.level.as_str(), "value": r.value, "band": r.band }),
+    )
+}
+
+/// The level of each key and of the whole.
+fn levels_json(a: &Assessment) -> Value {
+    let restore = a.restore.as_ref().map_or(Value::Null, |(r, measure)| {
+        let mut value = rating(Some(r));
+        value["measure"] = json!(measure.as_str());
+        value
+    });
+    json!({
+        "overall": a.overall.map(Level::as_str),
+        "deployment_frequency": rating(a.deployment_frequency.as_ref()),
+        "lead_time": rating(a.lead_time.as_ref()),
+        "change_failure_rate": rating(a.change_failure_rate.as_ref()),
+        "restore": restore,
+    })
+}
+
+/// The report's words for every level of every key, for legends.
+fn bands_json(year: levels::Year) -> Value {
+    let mut bands = serde_json::Map::new();
+    for key in Key::ALL {
+        let words: serde_json::Map<String, Value> = levels::bands(year, key)
+            .into_iter()
+            .map(|band| (band.level.as_str().to_string(), json!(band.text)))
+            .collect();
+        bands.insert(key.as_str().to_string(), Value::Object(words));
+    }
+    Value::Object(bands)
+}
+
+/// The whole range as one bucket.
+fn whole(from: NaiveDate, to: NaiveDate) -> Bucket {
+    Bucket {
+        start: from,
+        end: to.checked_add_days(Days::new(1)).unwrap_or(to),
+    }
+}
+
+/// The breakdown key of a deployment.
+fn key_of(by: Breakdown, d: &DeploymentFact) -> Option<String> {
+    match by {
+        Breakdown::Service => Some(d.service.clone()),
+        Breakdown::Team => d.team.clone(),
+        Breakdown::Env => d.env.clone(),
+        Breakdown::Project => Some(d.project.clone()),
+    }
+}
+
+/// The selection narrowed to one breakdown group. Failures are re-selected too (those
+/// concerning the group's own streams), so each group's time to restore is its own.
+fn narrowed(selection: &Selection, by: Breakdown, key: &Option<String>) -> Selection {
+    let mut narrowed = selection.clone();
+    let field = |name: &str| match key {
+        Some(value) => Query::field(name, value),
+        None => Query::missing(name),
+    };
+    let extra = match by {
+        Breakdown::Service => Some(field("service")),
+        Breakdown::Team => Some(field("team")),
+        Breakdown::Env => Some(field("env")),
+        Breakdown::Project => {
+            narrowed.project = key.clone();
+            None
+        }
+    };
+    if let Some(extra) = extra {
+        narrowed.filter = match &selection.filter {
+            Query::All => extra,
+            Query::And(parts) => Query::And(parts.iter().cloned().chain([extra]).collect()),
+            other => Query::And(vec![other.clone(), extra]),
+        };
+    }
+    narrowed
+}
+
+/// Builds the report for a validated request.
+pub async fn run(
+    store: &dyn Store,
+    request: &ReportRequest,
+    failure_window: Nanos,
+) -> Result<Value, ReportError> {
+    let catalog = if request.project.is_some() || request.group.is_some() {
+        Catalog::load(store).await?
+    } else {
+        Catalog::default()
+    };
+    let project =
+        match &request.project {
+            Some(reference) => Some(catalog.project(reference).ok_or_else(|| {
+                ReportError::NotFound(format!("Project {reference:?} not found"))
+            })?),
+            None => None,
+        };
+    let group = match &request.group {
+        Some(reference) => Some(
+            catalog
+                .group(reference)
+                .ok_or_else(|| ReportError::NotFound(format!("Group {reference:?} not found")))?,
+        ),
+        None => None,
+    };
+    let selection = Selection {
+        filter: request.deployment_filter(),
+        tiers: request.tiers.clone(),
+        project: project.map(|p| p.path.clone()),
+        group: group.map(|g| g.path.clone()),
+    };
+    let range = whole(request.from, request.to);
+    let (from, to) = (
+        metrics::day_nanos(range.start),
+        metrics::day_nanos(range.end),
+    );
+    let (deployments, failures) = facts(store, &selection, from, to, failure_window).await?;
+
+    let totals = metrics::values(&range, &deployments, &failures);
+    let assessment = levels::assess(request.year, &totals);
+    let series: Vec<Value> = metrics::series(
+        request.from,
+        request.to,
+        request.interval,
+        &deployments,
+        &failures,
+    )
+    .iter()
+    .map(|(bucket, values)| {
+        let mut entry = json!({
+            "date": metrics::label(bucket, request.interval).to_string(),
+            "from": bucket.start.to_string(),
+            "to": bucket.end.pred_opt().unwrap_or(bucket.end).to_string(),
+            "days": bucket.days(),
+        });
+        if let (Some(entry), Value::Object(keys)) = (entry.as_object_mut(), values_json(values)) {
+            entry.extend(keys);
+        }
+        entry
+    })
+    .collect();
+
+    let breakdown = match request.breakdown {
+        Some(by) => {
+            let keys: BTreeSet<(bool, Option<String>)> = deployments
+                .iter()
+                .map(|d| {
+                    let key = key_of(by, d);
+                    (key.is_none(), key)
+                })
+                .collect();
+            let mut groups = Vec::new();
+            for (_, key) in keys {
+                let (group_deployments, group_failures): (Vec<DeploymentFact>, Vec<FailureFact>) =
+                    facts(
+                        store,
+                        &narrowed(&selection, by, &key),
+                        from,
+                        to,
+                        failure_window,
+                    )
+                    .await?;
+                let values = metrics::values(&range, &group_deployments, &group_failures);
+                groups.push(json!({
+                    "key": key,
+                    "totals": values_json(&values),
+                    "levels": levels_json(&levels::assess(request.year, &values)),
+                }));
+            }
+            json!({ "by": by.as_str(), "groups": groups })
+        }
+        None => Value::Null,
+    };
+
+    let tiers: Vec<&str> = if request.tiers.is_empty() {
+        Tier::ALL.iter().map(|t| t.as_str()).collect()
+    } else {
+        request.tiers.iter().map(|t| t.as_str()).collect()
+    };
+    let mut levels = levels_json(&assessment);
+    levels["year"] = json!(request.year.number());
+    levels["source"] = json!(request.year.source());
+    levels["rule"] = json!(LEVEL_RULE);
+    levels["bands"] = bands_json(request.year);
+    Ok(json!({
+        "selection": {
+            "from": request.from.to_string(),
+            "to": request.to.to_string(),
+            "days": range.days(),
+            "interval": interval_name(request.interval),
+            "tiers": tiers,
+            "query": request.query,
+            "service": request.services,
+            "team": request.teams,
+            "env": request.envs,
+            "project": project.map(|p| json!({ "id": p.id, "path": p.path })),
+            "group": group.map(|g| json!({ "id": g.id, "path": g.path })),
+            "failure_window_seconds": seconds(failure_window),
+        },
+        "totals": values_json(&totals),
+        "series": series,
+        "breakdown": breakdown,
+        "levels": levels,
+    }))
+}
