@@ -9,7 +9,9 @@ use dora_core::derive::{
     Verdict,
 };
 use dora_core::metrics::{DeploymentFact, FailureFact};
-use dora_core::model::{Failure, ListQuery, Sort, SortField, StoredDeployment};
+use dora_core::model::{
+    deployment_attributes, Failure, ListQuery, Sort, SortField, StoredDeployment,
+};
 use dora_core::project;
 use dora_core::query::Query;
 use dora_core::tier::{self, Tier};
@@ -119,6 +121,7 @@ async fn verdicts_of(
     let mut attributed: HashMap<String, Vec<(String, FailureRule)>> = HashMap::new();
     for failure in &failures {
         let candidates = candidates_for(store, failure).await?;
+        let candidates: Vec<&StoredDeployment> = candidates.iter().collect();
         if let Some(attribution) = attribute_failure(failure, &candidates, window) {
             attributed
                 .entry(attribution.deployment_id)
@@ -166,7 +169,9 @@ pub fn project_path(d: &StoredDeployment) -> String {
 
 /// The facts the metric engine needs for a selection, over deployments finished and failures
 /// resolved in `[from, to)`. Change sets and verdicts are derived from each selected stream's
-/// whole history, so baselines and rollbacks before the range count.
+/// whole history, so baselines and rollbacks before the range count. Everything is read in
+/// bulk (one query for deployments, one for failures, one per repository for commits) and
+/// derived in memory.
 pub async fn facts(
     store: &dyn Store,
     selection: &Selection,
@@ -174,61 +179,90 @@ pub async fn facts(
     to: Nanos,
     window: Nanos,
 ) -> StoreResult<(Vec<DeploymentFact>, Vec<FailureFact>)> {
-    let selected: Vec<StoredDeployment> = store
-        .list_deployments(&everything(selection.filter.clone(), SortField::FinishedAt))
-        .await?
+    let all = store
+        .list_deployments(&everything(Query::All, SortField::FinishedAt))
+        .await?;
+    let selected: HashSet<String> = all
+        .iter()
+        .filter(|d| selection.admits(d) && matches(&selection.filter, d))
+        .map(|d| d.deployment.id.clone())
+        .collect();
+    // Streams (service, env) in finish order; only those holding a selected deployment matter.
+    let mut streams: HashMap<(String, Option<String>), Vec<StoredDeployment>> = HashMap::new();
+    for d in all {
+        let key = (d.deployment.service.clone(), d.deployment.env.clone());
+        streams.entry(key).or_default().push(d);
+    }
+    let relevant =
+        |stream: &Vec<StoredDeployment>| stream.iter().any(|d| selected.contains(&d.deployment.id));
+
+    // Failures are blamed among every deployment they could concern, in any stream.
+    let failures = store
+        .list_failures(&everything(Query::All, SortField::StartedAt))
+        .await?;
+    let failures: Vec<Failure> = failures
         .into_iter()
-        .filter(|d| selection.admits(d))
+        .filter(|f| {
+            streams
+                .values()
+                .filter(|stream| relevant(stream))
+                .any(|stream| stream.iter().any(|d| concerns(f, d)))
+        })
         .collect();
-    let mut streams: Vec<(String, Option<String>)> = selected
-        .iter()
-        .map(|d| (d.deployment.service.clone(), d.deployment.env.clone()))
-        .collect();
-    streams.sort();
-    streams.dedup();
-    let wanted: HashSet<&str> = selected
-        .iter()
-        .filter(|d| (from..to).contains(&d.deployment.finished_at))
-        .map(|d| d.deployment.id.as_str())
-        .collect();
+    let mut by_service: HashMap<&str, Vec<&StoredDeployment>> = HashMap::new();
+    for d in streams.values().flatten() {
+        by_service
+            .entry(d.deployment.service.as_str())
+            .or_default()
+            .push(d);
+    }
+    let mut attributed: HashMap<String, Vec<(String, FailureRule)>> = HashMap::new();
+    for failure in &failures {
+        // Deployments of other streams can be candidates too (a failure naming two services);
+        // `attribute_failure` keeps only those the failure concerns.
+        let candidates: Vec<&StoredDeployment> = if failure.services.is_empty() {
+            streams.values().flatten().collect()
+        } else {
+            failure
+                .services
+                .iter()
+                .filter_map(|s| by_service.get(s.as_str()))
+                .flatten()
+                .copied()
+                .collect()
+        };
+        if let Some(attribution) = attribute_failure(failure, &candidates, window) {
+            attributed
+                .entry(attribution.deployment_id)
+                .or_default()
+                .push((failure.id.clone(), attribution.rule));
+        }
+    }
+
     let mut graphs: HashMap<String, CommitGraph> = HashMap::new();
     let mut deployments = Vec::new();
-    let mut failures: HashMap<String, FailureFact> = HashMap::new();
-    for (service, env) in streams {
-        let filter = Query::And(vec![Query::field("service", &service), env_filter(&env)]);
-        let stream = store
-            .list_deployments(&everything(filter, SortField::FinishedAt))
-            .await?;
+    for stream in streams.values().filter(|stream| relevant(stream)) {
         let repository = stream
             .iter()
             .find_map(|d| d.deployment.git.as_ref().map(|g| g.repository_id.clone()));
-        let graph = match repository {
-            Some(repository) => {
-                if !graphs.contains_key(&repository) {
-                    let commits = store.commits_of(&repository).await?;
-                    graphs.insert(repository.clone(), CommitGraph::new(commits));
-                }
-                graphs.get(&repository)
+        if let Some(repository) = &repository {
+            if !graphs.contains_key(repository) {
+                let commits = store.commits_of(repository).await?;
+                graphs.insert(repository.clone(), CommitGraph::new(commits));
             }
-            None => None,
-        };
-        let sets = match graph {
-            Some(graph) => change_sets(&stream, graph),
-            None => change_sets(&stream, &CommitGraph::new(Vec::new())),
-        };
-        let (verdicts, stream_failures) = verdicts_of(store, &stream, window).await?;
-        for failure in stream_failures {
-            failures.entry(failure.id.clone()).or_insert(FailureFact {
-                id: failure.id,
-                started_at: failure.started_at,
-                finished_at: failure.finished_at,
-            });
         }
+        let empty = CommitGraph::new(Vec::new());
+        let graph = repository
+            .as_ref()
+            .and_then(|r| graphs.get(r))
+            .unwrap_or(&empty);
+        let sets = change_sets(stream, graph);
+        let verdicts = stream_verdicts(stream, &attributed);
         for ((stored, set), verdict) in stream.iter().zip(sets).zip(verdicts) {
-            if !wanted.contains(stored.deployment.id.as_str()) {
+            let d = &stored.deployment;
+            if !selected.contains(&d.id) || !(from..to).contains(&d.finished_at) {
                 continue;
             }
-            let d = &stored.deployment;
             let counted = if set.no_baseline {
                 &[][..]
             } else {
@@ -250,11 +284,30 @@ pub async fn facts(
             });
         }
     }
+    deployments.sort_by(|a, b| a.finished_at.cmp(&b.finished_at).then(a.id.cmp(&b.id)));
     let failures = failures
-        .into_values()
+        .into_iter()
         .filter(|f| f.finished_at.is_some_and(|at| (from..to).contains(&at)))
+        .map(|f| FailureFact {
+            id: f.id,
+            started_at: f.started_at,
+            finished_at: f.finished_at,
+        })
         .collect();
     Ok((deployments, failures))
+}
+
+/// Whether a deployment matches a query, evaluated in memory over its attributes.
+fn matches(filter: &Query, d: &StoredDeployment) -> bool {
+    if *filter == Query::All {
+        return true;
+    }
+    let attributes = deployment_attributes(&d.deployment);
+    let pairs: Vec<(&str, &str)> = attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    filter.matches(&pairs)
 }
 
 /// Deployments a failure could be about: of the services it names (or of its team), in its env.

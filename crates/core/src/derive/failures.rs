@@ -93,11 +93,14 @@ pub fn concerns(failure: &Failure, stored: &StoredDeployment) -> bool {
 /// of the services the failure names, in any order.
 pub fn attribute_failure(
     failure: &Failure,
-    candidates: &[StoredDeployment],
+    candidates: &[&StoredDeployment],
     window: Nanos,
 ) -> Option<Attribution> {
-    let relevant: Vec<&StoredDeployment> =
-        candidates.iter().filter(|d| concerns(failure, d)).collect();
+    let relevant: Vec<&StoredDeployment> = candidates
+        .iter()
+        .copied()
+        .filter(|d| concerns(failure, d))
+        .collect();
     // The latest finished at or before the failure's start, else the earliest after it.
     let pick = |matching: Vec<&StoredDeployment>| -> Option<String> {
         let before = matching

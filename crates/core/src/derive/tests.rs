@@ -53,6 +53,10 @@ fn deploy(id: &str, at: &str, finished_s: i64) -> StoredDeployment {
     }
 }
 
+fn refs(deployments: &[StoredDeployment]) -> Vec<&StoredDeployment> {
+    deployments.iter().collect()
+}
+
 fn shas(set: &ChangeSet) -> Vec<String> {
     let mut names: Vec<String> = set
         .commits
@@ -247,7 +251,8 @@ fn failure(started_s: i64) -> Failure {
 #[test]
 fn a_failure_in_the_window_blames_the_latest_deployment_only() {
     let candidates = [deploy("d1", "c1", 1000), deploy("d2", "c2", 2000)];
-    let found = attribute_failure(&failure(2500), &candidates, DEFAULT_FAILURE_WINDOW).unwrap();
+    let found =
+        attribute_failure(&failure(2500), &refs(&candidates), DEFAULT_FAILURE_WINDOW).unwrap();
     assert_eq!(
         (found.deployment_id.as_str(), found.rule),
         ("d2", FailureRule::FailureWindow)
@@ -256,33 +261,33 @@ fn a_failure_in_the_window_blames_the_latest_deployment_only() {
     assert_eq!(
         attribute_failure(
             &failure(2000 + 25 * 3600),
-            &candidates,
+            &refs(&candidates),
             DEFAULT_FAILURE_WINDOW
         ),
         None
     );
     // A configurable window.
     assert_eq!(
-        attribute_failure(&failure(2500), &candidates, 100 * S),
+        attribute_failure(&failure(2500), &refs(&candidates), 100 * S),
         None
     );
     // Before any deployment.
     assert_eq!(
-        attribute_failure(&failure(10), &candidates, DEFAULT_FAILURE_WINDOW),
+        attribute_failure(&failure(10), &refs(&candidates), DEFAULT_FAILURE_WINDOW),
         None
     );
     // Another env.
     let mut staging = failure(2500);
     staging.env = Some("staging".into());
     assert_eq!(
-        attribute_failure(&staging, &candidates, DEFAULT_FAILURE_WINDOW),
+        attribute_failure(&staging, &refs(&candidates), DEFAULT_FAILURE_WINDOW),
         None
     );
     // Another service.
     let mut other = failure(2500);
     other.services = vec!["cart".into()];
     assert_eq!(
-        attribute_failure(&other, &candidates, DEFAULT_FAILURE_WINDOW),
+        attribute_failure(&other, &refs(&candidates), DEFAULT_FAILURE_WINDOW),
         None
     );
 }
@@ -296,7 +301,7 @@ fn a_failure_naming_a_version_or_sha_blames_that_deployment() {
     ];
     let mut named = failure(3500);
     named.version = Some("v-c2".into());
-    let found = attribute_failure(&named, &candidates, DEFAULT_FAILURE_WINDOW).unwrap();
+    let found = attribute_failure(&named, &refs(&candidates), DEFAULT_FAILURE_WINDOW).unwrap();
     assert_eq!(
         (found.deployment_id.as_str(), found.rule),
         ("d2", FailureRule::FailureNamesVersion)
@@ -307,7 +312,7 @@ fn a_failure_naming_a_version_or_sha_blames_that_deployment() {
         repository_id: String::new(),
         commit_sha: sha("c1"),
     });
-    let found = attribute_failure(&by_sha, &candidates, DEFAULT_FAILURE_WINDOW).unwrap();
+    let found = attribute_failure(&by_sha, &refs(&candidates), DEFAULT_FAILURE_WINDOW).unwrap();
     assert_eq!(
         (found.deployment_id.as_str(), found.rule),
         ("d1", FailureRule::FailureNamesSha)
@@ -316,7 +321,7 @@ fn a_failure_naming_a_version_or_sha_blames_that_deployment() {
     let mut unknown = failure(3500);
     unknown.version = Some("v-none".into());
     assert_eq!(
-        attribute_failure(&unknown, &candidates, DEFAULT_FAILURE_WINDOW)
+        attribute_failure(&unknown, &refs(&candidates), DEFAULT_FAILURE_WINDOW)
             .unwrap()
             .deployment_id,
         "d3"
@@ -330,6 +335,6 @@ fn a_multi_service_failure_blames_one_deployment() {
     let candidates = [deploy("shop-1", "c1", 2000), cart];
     let mut both = failure(2500);
     both.services = vec!["shop".into(), "cart".into()];
-    let found = attribute_failure(&both, &candidates, DEFAULT_FAILURE_WINDOW).unwrap();
+    let found = attribute_failure(&both, &refs(&candidates), DEFAULT_FAILURE_WINDOW).unwrap();
     assert_eq!(found.deployment_id, "cart-1");
 }
