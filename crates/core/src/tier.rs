@@ -77,11 +77,16 @@ pub fn guess(env: &str) -> Tier {
         .map_or(Tier::Other, |(tier, _)| *tier)
 }
 
-/// The tier of a deployment: its `deployment_tier:` tag when valid, else the guess from its env.
-pub fn of_deployment(env: Option<&str>, custom_tags: &[String]) -> Tier {
+/// Admin overrides: env name → tier.
+pub type EnvTiers = std::collections::HashMap<String, Tier>;
+
+/// The tier of a deployment: its `deployment_tier:` tag when valid, else the admin mapping of
+/// its env, else the guess from its env name.
+pub fn of_deployment(env: Option<&str>, custom_tags: &[String], mapping: &EnvTiers) -> Tier {
     custom_tags
         .iter()
         .find_map(|tag| tag.strip_prefix("deployment_tier:").and_then(Tier::parse))
+        .or_else(|| env.and_then(|env| mapping.get(env).copied()))
         .unwrap_or_else(|| env.map_or(Tier::Other, guess))
 }
 
@@ -112,10 +117,25 @@ mod tests {
 
     #[test]
     fn a_tag_wins() {
+        let none = EnvTiers::new();
         let tags = vec!["deployment_tier:staging".to_string()];
-        assert_eq!(of_deployment(Some("production"), &tags), Tier::Staging);
+        assert_eq!(
+            of_deployment(Some("production"), &tags, &none),
+            Tier::Staging
+        );
         let bad = vec!["deployment_tier:moon".to_string()];
-        assert_eq!(of_deployment(Some("production"), &bad), Tier::Production);
-        assert_eq!(of_deployment(None, &[]), Tier::Other);
+        assert_eq!(
+            of_deployment(Some("production"), &bad, &none),
+            Tier::Production
+        );
+        assert_eq!(of_deployment(None, &[], &none), Tier::Other);
+        // The admin mapping beats the guess, the tag beats the mapping.
+        let mapping = EnvTiers::from([("sandbox".to_string(), Tier::Testing)]);
+        assert_eq!(of_deployment(Some("sandbox"), &[], &mapping), Tier::Testing);
+        let tags = vec!["deployment_tier:development".to_string()];
+        assert_eq!(
+            of_deployment(Some("sandbox"), &tags, &mapping),
+            Tier::Development
+        );
     }
 }

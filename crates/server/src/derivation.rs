@@ -14,7 +14,7 @@ use dora_core::model::{
 };
 use dora_core::project;
 use dora_core::query::Query;
-use dora_core::tier::{self, Tier};
+use dora_core::tier::{self, EnvTiers, Tier};
 use dora_core::time::Nanos;
 use dora_store::{Store, StoreResult};
 
@@ -146,9 +146,13 @@ pub struct Selection {
 }
 
 impl Selection {
-    fn admits(&self, d: &StoredDeployment) -> bool {
+    fn admits(&self, d: &StoredDeployment, env_tiers: &EnvTiers) -> bool {
         let deployment = &d.deployment;
-        let tier = tier::of_deployment(deployment.env.as_deref(), &deployment.custom_tags);
+        let tier = tier::of_deployment(
+            deployment.env.as_deref(),
+            &deployment.custom_tags,
+            env_tiers,
+        );
         let path = project_path(d);
         (self.tiers.is_empty() || self.tiers.contains(&tier))
             && self.project.as_ref().is_none_or(|p| *p == path)
@@ -182,9 +186,10 @@ pub async fn facts(
     let all = store
         .list_deployments(&everything(Query::All, SortField::FinishedAt))
         .await?;
+    let env_tiers: EnvTiers = store.env_tiers().await?.into_iter().collect();
     let selected: HashSet<String> = all
         .iter()
-        .filter(|d| selection.admits(d) && matches(&selection.filter, d))
+        .filter(|d| selection.admits(d, &env_tiers) && matches(&selection.filter, d))
         .map(|d| d.deployment.id.clone())
         .collect();
     // Streams (service, env) in finish order; only those holding a selected deployment matter.
@@ -274,7 +279,7 @@ pub async fn facts(
                 service: d.service.clone(),
                 team: d.team.clone(),
                 env: d.env.clone(),
-                tier: tier::of_deployment(d.env.as_deref(), &d.custom_tags),
+                tier: tier::of_deployment(d.env.as_deref(), &d.custom_tags, &env_tiers),
                 project: project_path(stored),
                 failed: verdict.failed,
                 rework: verdict.is_rework(),

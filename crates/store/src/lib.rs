@@ -15,6 +15,7 @@ use dora_core::model::{
     Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, Scope,
     StoredDeployment,
 };
+use dora_core::tier::Tier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -119,6 +120,11 @@ pub trait Store: Send + Sync + 'static {
         -> StoreResult<Vec<String>>;
     /// Every stored commit of a repository (its graph).
     async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>>;
+
+    /// Admin overrides of env tiers (env name → tier).
+    async fn env_tiers(&self) -> StoreResult<Vec<(String, Tier)>>;
+    /// Sets (or with `None` removes) the tier of an env; `false` when removing one not set.
+    async fn set_env_tier(&self, env: &str, tier: Option<Tier>) -> StoreResult<bool>;
 
     /// Every distinct (repository id, service) deployments name: what projects are made of.
     async fn project_sources(&self) -> StoreResult<Vec<(Option<String>, String)>>;

@@ -148,3 +148,11 @@ fn json_list(row: &impl Columns, index: usize) -> StoreResult<Vec<String>> {
     serde_json::from_str(&text)
         .map_err(|e| StoreError::Database(format!("column {index} is not a JSON list: {e}")))
 }
+
+/// Reads `env, tier` of the env_tiers table.
+pub fn env_tier(row: &impl Columns) -> StoreResult<(String, dora_core::tier::Tier)> {
+    let tier = row.required_text(1)?;
+    let tier = dora_core::tier::Tier::parse(&tier)
+        .ok_or_else(|| StoreError::Database(format!("unknown tier {tier:?} in env_tiers")))?;
+    Ok((row.required_text(0)?, tier))
+}

@@ -95,6 +95,11 @@ pub const SET_COMMIT_MERGE_REQUEST: &str = "UPDATE commits SET mr_number = ?3, \
 pub const COMMITS_OF: &str = "SELECT repository_id, sha, parents, authored_at, committed_at, \
     author, subject, mr_number, mr_created_at, mr_merged_at FROM commits WHERE repository_id = ?1";
 
+pub const ENV_TIERS: &str = "SELECT env, tier FROM env_tiers ORDER BY env";
+pub const SET_ENV_TIER: &str = "INSERT INTO env_tiers (env, tier) VALUES (?1, ?2) \
+    ON CONFLICT (env) DO UPDATE SET tier = excluded.tier";
+pub const DELETE_ENV_TIER: &str = "DELETE FROM env_tiers WHERE env = ?1";
+
 pub const PROJECT_SOURCES: &str =
     "SELECT DISTINCT repository_id, service FROM deployments ORDER BY 1, 2";
 

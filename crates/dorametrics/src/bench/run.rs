@@ -643,7 +643,10 @@ async fn measure_all(
         duckdb: load(&duck_load, "deployments"),
     });
 
-    let version = env!("CARGO_PKG_VERSION");
+    let version = match git_commit().await {
+        Some(commit) => format!("{} (commit {commit})", env!("CARGO_PKG_VERSION")),
+        None => env!("CARGO_PKG_VERSION").to_string(),
+    };
     let profile = if cfg!(debug_assertions) {
         "debug build"
     } else {
@@ -828,6 +831,19 @@ async fn load_dorametrics(
         answers,
         first_seconds,
     })
+}
+
+/// The commit of the work tree the benchmark runs in (`-dirty` with local changes), to say what
+/// was measured.
+async fn git_commit() -> Option<String> {
+    let output = tokio::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=10"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    (output.status.success() && !text.trim().is_empty()).then(|| text.trim().to_string())
 }
 
 /// `{"id": …, "body": …}` lines into PATCH requests.

@@ -29,6 +29,7 @@ mod pg;
 
 mod helpers;
 
+mod admin;
 mod auth;
 mod commits;
 mod datadog_events;

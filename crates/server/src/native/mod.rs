@@ -1,5 +1,6 @@
 //! The native API (`/api/v1`): what the Datadog and GitLab surfaces do not cover.
 
+mod admin;
 mod commits;
 mod explain;
 mod metrics;
@@ -11,6 +12,7 @@ use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(admin::routes())
         .merge(commits::routes())
         .merge(explain::routes())
         .merge(metrics::routes())

@@ -22,6 +22,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token_scopes",
         include_str!("../../migrations/postgres/0003_token_scopes.sql"),
     ),
+    (
+        4,
+        "env_tiers",
+        include_str!("../../migrations/postgres/0004_env_tiers.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

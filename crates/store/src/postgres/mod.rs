@@ -12,6 +12,7 @@ use dora_core::model::{
     DeploymentSelector, Failure, ListQuery, StoredDeployment,
 };
 use dora_core::query::numeric_value;
+use dora_core::tier::Tier;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
@@ -370,6 +371,22 @@ impl Store for PostgresStore {
     async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>> {
         let rows = self.query(sql::COMMITS_OF, &[&repository_id]).await?;
         rows.iter().map(crate::rows::commit).collect()
+    }
+
+    async fn env_tiers(&self) -> StoreResult<Vec<(String, Tier)>> {
+        let rows = self.query(sql::ENV_TIERS, &[]).await?;
+        rows.iter().map(crate::rows::env_tier).collect()
+    }
+
+    async fn set_env_tier(&self, env: &str, tier: Option<Tier>) -> StoreResult<bool> {
+        self.write(async |tx| {
+            let changed = match tier {
+                Some(tier) => execute(tx, sql::SET_ENV_TIER, &[&env, &tier.as_str()]).await?,
+                None => execute(tx, sql::DELETE_ENV_TIER, &[&env]).await?,
+            };
+            Ok(changed > 0)
+        })
+        .await
     }
 
     async fn project_sources(&self) -> StoreResult<Vec<(Option<String>, String)>> {

@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token_scopes",
         include_str!("../../migrations/sqlite/0003_token_scopes.sql"),
     ),
+    (
+        4,
+        "env_tiers",
+        include_str!("../../migrations/sqlite/0004_env_tiers.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use dora_core::model::{
     Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, StoredDeployment,
 };
+use dora_core::tier::Tier;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
@@ -238,6 +239,17 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn env_tiers(&self) -> StoreResult<Vec<(String, Tier)>> {
+        self.read(|conn| query_all(conn, sql::ENV_TIERS, [], |row| crate::rows::env_tier(row)))
+            .await
+    }
+
+    async fn set_env_tier(&self, env: &str, tier: Option<Tier>) -> StoreResult<bool> {
+        self.write(WriteOp::SetEnvTier(env.to_string(), tier))
+            .await
+            .map(|n| n > 0)
     }
 
     async fn project_sources(&self) -> StoreResult<Vec<(Option<String>, String)>> {

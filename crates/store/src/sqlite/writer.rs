@@ -29,6 +29,7 @@ pub enum WriteOp {
         only_first: bool,
     },
     PutCommits(Vec<Commit>),
+    SetEnvTier(String, Option<dora_core::tier::Tier>),
 }
 
 pub struct WriteJob {
@@ -89,6 +90,13 @@ fn apply(tx: &Connection, op: &WriteOp) -> StoreResult<u64> {
         WriteOp::PutDeployment(d) => put_deployment(tx, d).map(|()| 1),
         WriteOp::PutFailure(f) => put_failure(tx, f).map(|()| 1),
         WriteOp::PutCommits(commits) => put_commits(tx, commits),
+        WriteOp::SetEnvTier(env, Some(tier)) => Ok(tx
+            .prepare_cached(sql::SET_ENV_TIER)?
+            .execute(params![env, tier.as_str()])?
+            as u64),
+        WriteOp::SetEnvTier(env, None) => {
+            Ok(tx.prepare_cached(sql::DELETE_ENV_TIER)?.execute([env])? as u64)
+        }
         WriteOp::Patch(selector, patch) => patch_deployment(tx, selector, patch),
         WriteOp::DeleteDeployment(id) => delete(tx, &sql::DEPLOYMENTS, id),
         WriteOp::DeleteFailure(id) => delete(tx, &sql::FAILURES, id),
