@@ -37,10 +37,13 @@ pub struct ChangeSet {
 /// Change sets of one stream: the deployments of one service to one env, in finish order.
 /// Deployments without git info ship no commits and are not baselines.
 pub fn change_sets(stream: &[StoredDeployment], graph: &CommitGraph) -> Vec<ChangeSet> {
-    // Commits already shipped to this env by this service: redeploys and rollbacks followed by
-    // roll-forwards do not count a commit twice.
-    let mut shipped: HashSet<String> = HashSet::new();
-    let mut baseline: Option<(&str, &str)> = None; // (deployment id, sha)
+    // Every commit reachable from an earlier deployment of the stream. Because it is closed
+    // under parents, walking a new tip and stopping at it yields exactly "reachable from this
+    // and from no earlier deployment": `rev-list prev..this` minus what an older deployment
+    // already shipped (redeploys, rollbacks then roll-forwards) — in time proportional to the
+    // new commits, not to the history.
+    let mut reached: HashSet<&str> = HashSet::new();
+    let mut baseline: Option<&str> = None; // deployment id
     let mut sets = Vec::with_capacity(stream.len());
     for stored in stream {
         let d = &stored.deployment;
@@ -55,15 +58,10 @@ pub fn change_sets(stream: &[StoredDeployment], graph: &CommitGraph) -> Vec<Chan
             continue;
         };
         let tip = git.commit_sha.as_str();
-        let hidden = match baseline {
-            Some((_, previous)) => graph.ancestry(previous),
-            None => HashSet::new(),
-        };
         let tip_missing = !graph.contains(tip);
-        let mut commits: Vec<ShippedCommit> = graph
-            .walk(tip, &hidden)
-            .into_iter()
-            .filter(|sha| !shipped.contains(*sha))
+        let new = graph.walk(tip, &reached);
+        let mut commits: Vec<ShippedCommit> = new
+            .iter()
             .filter_map(|sha| graph.get(sha))
             .filter(|commit| !commit.is_merge())
             .map(|commit| ShippedCommit {
@@ -80,15 +78,15 @@ pub fn change_sets(stream: &[StoredDeployment], graph: &CommitGraph) -> Vec<Chan
             })
             .collect();
         commits.sort_by(|a, b| b.committed_at.cmp(&a.committed_at).then(a.sha.cmp(&b.sha)));
-        shipped.extend(commits.iter().map(|c| c.sha.clone()));
+        reached.extend(new);
         sets.push(ChangeSet {
             deployment_id: d.id.clone(),
-            baseline_id: baseline.map(|(id, _)| id.to_string()),
+            baseline_id: baseline.map(str::to_string),
             no_baseline: baseline.is_none(),
             tip_missing,
             commits,
         });
-        baseline = Some((d.id.as_str(), tip));
+        baseline = Some(d.id.as_str());
     }
     sets
 }
