@@ -23,11 +23,6 @@ impl CommitGraph {
         self.commits.contains_key(sha)
     }
 
-    /// Every commit reachable from `tip` (itself included), as far as the graph knows.
-    pub fn ancestry(&self, tip: &str) -> HashSet<&str> {
-        self.walk(tip, &HashSet::new())
-    }
-
     /// Commits reachable from `tip` but not in `hidden` (`git rev-list tip ^hidden`): the walk
     /// stops at hidden commits, since everything behind them is hidden too when `hidden` is a
     /// whole ancestry.
