@@ -205,13 +205,44 @@ pub async fn facts(
     let failures = store
         .list_failures(&everything(Query::All, SortField::StartedAt))
         .await?;
+    // Which failures concern a relevant stream, by look-ups rather than a scan per failure.
+    let mut relevant_envs: HashMap<&str, HashSet<Option<&str>>> = HashMap::new();
+    let mut relevant_team_envs: HashMap<&str, HashSet<Option<&str>>> = HashMap::new();
+    for ((service, env), stream) in &streams {
+        if !relevant(stream) {
+            continue;
+        }
+        relevant_envs
+            .entry(service.as_str())
+            .or_default()
+            .insert(env.as_deref());
+        for d in stream {
+            if let Some(team) = &d.deployment.team {
+                relevant_team_envs
+                    .entry(team.as_str())
+                    .or_default()
+                    .insert(env.as_deref());
+            }
+        }
+    }
+    let env_matches = |envs: Option<&HashSet<Option<&str>>>, f: &Failure| {
+        envs.is_some_and(|envs| match &f.env {
+            None => true,
+            Some(env) => envs.contains(&Some(env.as_str())),
+        })
+    };
     let failures: Vec<Failure> = failures
         .into_iter()
         .filter(|f| {
-            streams
-                .values()
-                .filter(|stream| relevant(stream))
-                .any(|stream| stream.iter().any(|d| concerns(f, d)))
+            if f.services.is_empty() {
+                f.team
+                    .as_deref()
+                    .is_some_and(|team| env_matches(relevant_team_envs.get(team), f))
+            } else {
+                f.services
+                    .iter()
+                    .any(|s| env_matches(relevant_envs.get(s.as_str()), f))
+            }
         })
         .collect();
     let mut by_service: HashMap<&str, Vec<&StoredDeployment>> = HashMap::new();

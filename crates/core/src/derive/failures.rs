@@ -106,12 +106,8 @@ pub fn attribute_failure(
         let before = matching
             .iter()
             .filter(|d| d.deployment.finished_at <= failure.started_at)
-            .max_by_key(|d| (d.deployment.finished_at, d.deployment.id.clone()));
-        let after = || {
-            matching
-                .iter()
-                .min_by_key(|d| (d.deployment.finished_at, d.deployment.id.clone()))
-        };
+            .max_by(|a, b| order(a, b));
+        let after = || matching.iter().min_by(|a, b| order(a, b));
         before.or_else(after).map(|d| d.deployment.id.clone())
     };
     if let Some(git) = &failure.git {
@@ -145,12 +141,17 @@ pub fn attribute_failure(
     relevant
         .iter()
         .filter(|d| d.deployment.finished_at <= failure.started_at)
-        .max_by_key(|d| (d.deployment.finished_at, d.deployment.id.clone()))
+        .max_by(|a, b| order(a, b))
         .filter(|d| failure.started_at - d.deployment.finished_at <= window)
         .map(|d| Attribution {
             deployment_id: d.deployment.id.clone(),
             rule: FailureRule::FailureWindow,
         })
+}
+
+/// Finish order, ties broken by id: which of two deployments came later.
+fn order(a: &StoredDeployment, b: &StoredDeployment) -> std::cmp::Ordering {
+    (a.deployment.finished_at, &a.deployment.id).cmp(&(b.deployment.finished_at, &b.deployment.id))
 }
 
 /// What a rollback compares: the commit sha, or the version when there is no git info.
