@@ -78,8 +78,8 @@ pub struct QueryRow {
     pub name: String,
     pub rows: usize,
     pub dorametrics: Option<Timing>,
-    /// Seconds after which dorametrics' answer was given up.
-    pub timed_out: Option<f64>,
+    /// Why dorametrics has no timing (timed out, skipped).
+    pub timed_out: Option<String>,
     pub duckdb: Option<Timing>,
     pub postgres: Option<Timing>,
 }
@@ -171,7 +171,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
         (Some(a), Some(b)) if b > 0.0 => {
             let r = a / b;
             if r >= 10.0 {
-                format!("{r:.0}×")
+                format!("{}×", thousands(r))
             } else if r >= 0.1 {
                 format!("{r:.2}×")
             } else {
@@ -228,8 +228,8 @@ impl Results {
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 row.name,
                 row.rows,
-                match row.timed_out {
-                    Some(limit) => format!("timed out (> {})", duration(limit)),
+                match &row.timed_out {
+                    Some(why) => why.clone(),
                     None => timing(row.dorametrics.as_ref()),
                 },
                 timing(row.duckdb.as_ref()),

@@ -72,6 +72,11 @@ pub struct RunArgs {
     /// reported as timed out, neither checked nor timed.
     #[arg(long, default_value_t = 1800)]
     query_timeout: u64,
+    /// Do not ask dorametrics this question (list, group_lead_time_daily,
+    /// project_deployment_frequency_monthly, team_weekly; repeatable): it is reported as not
+    /// run, and only the baselines are timed. For scales where an answer would take hours.
+    #[arg(long, value_name = "NAME")]
+    skip: Vec<String>,
     /// Timed runs of one question stop once they have taken this many seconds (at least one
     /// run is made).
     #[arg(long, default_value_t = 300)]
@@ -406,13 +411,63 @@ async fn measure_all(
         dora_store::redact_url(database)
     ));
     let token = server::create_token(exe, database).await?;
-    let (server, _) = ServerProcess::start(exe, database, &workdir.join("server.log")).await?;
-    let api = Api {
+    let (mut server, _) = ServerProcess::start(exe, database, &workdir.join("server.log")).await?;
+    let mut api = Api {
         base: server.base.clone(),
         token,
     };
     let query_timeout = Duration::from_secs(args.query_timeout);
-    let measured = load_dorametrics(progress, &api, data, plan, query_timeout).await?;
+    let mut measured = load_dorametrics(progress, &api, data).await?;
+    // The highest VmHWM of every server process of the run (one is replaced after a timeout).
+    let mut peak_rss = None;
+    let http = client::client(query_timeout)?;
+    for request in plan.requests() {
+        if args.skip.iter().any(|s| s == request.name) {
+            progress.say(format!("dorametrics: {} skipped (--skip)", request.name));
+            measured.answers.insert(request.name, None);
+            continue;
+        }
+        let fetched = client::fetch(
+            &http,
+            &api,
+            request.method.clone(),
+            &request.path,
+            request.body.as_ref(),
+        )
+        .await;
+        let answer = match fetched {
+            Ok((answer, elapsed)) => {
+                progress.say(format!(
+                    "dorametrics: {} answered in {}",
+                    request.name,
+                    report::duration(elapsed.as_secs_f64())
+                ));
+                measured
+                    .first_seconds
+                    .insert(request.name, elapsed.as_secs_f64());
+                Some(answer)
+            }
+            Err(error) if client::is_timeout(&error) => {
+                // The abandoned request may still be computing: a new server process stops it
+                // from slowing down what is measured next.
+                progress.say(format!(
+                    "dorametrics: {} gave up after {}; restarting the server",
+                    request.name,
+                    report::duration(query_timeout.as_secs_f64())
+                ));
+                peak_rss = peak_rss.max(server.peak_rss());
+                server.kill().await;
+                let log = workdir.join(format!("server-after-{}.log", request.name));
+                server = ServerProcess::start(exe, database, &log).await?.0;
+                api.base = server.base.clone();
+                None
+            }
+            Err(error) => {
+                return Err(error.context(format!("dorametrics could not answer {}", request.name)))
+            }
+        };
+        measured.answers.insert(request.name, answer);
+    }
 
     // 2. PostgreSQL: load (COPY), answers.
     progress.say(format!("PostgreSQL: loading into {base_name}"));
@@ -475,11 +530,19 @@ async fn measure_all(
     let mut notes = Vec::new();
     for request in plan.requests() {
         let Some(answer) = &measured.answers[request.name] else {
-            notes.push(format!(
-                "dorametrics did not answer `{}` within --query-timeout {}: not checked, not timed.",
-                request.name,
-                report::duration(query_timeout.as_secs_f64())
-            ));
+            notes.push(if args.skip.iter().any(|s| s == request.name) {
+                format!(
+                    "dorametrics was not asked `{}` (--skip): not checked, not timed.",
+                    request.name
+                )
+            } else {
+                format!(
+                    "dorametrics did not answer `{}` within --query-timeout {}: not checked, \
+                     not timed.",
+                    request.name,
+                    report::duration(query_timeout.as_secs_f64())
+                )
+            });
             continue;
         };
         let duck_rows = duck
@@ -555,9 +618,20 @@ async fn measure_all(
         ));
         query_rows.push(QueryRow {
             name: request.label.clone(),
-            rows: answered.map_or(0, |a| answer_rows(request.name, a)),
+            rows: answered.map_or(pg_answers[request.name].rows.len(), |a| {
+                answer_rows(request.name, a)
+            }),
             dorametrics: dora,
-            timed_out: answered.is_none().then_some(args.query_timeout as f64),
+            timed_out: answered.is_none().then(|| {
+                if args.skip.iter().any(|s| s == request.name) {
+                    "not run (--skip)".to_string()
+                } else {
+                    format!(
+                        "timed out (> {})",
+                        report::duration(query_timeout.as_secs_f64())
+                    )
+                }
+            }),
             duckdb: duck
                 .queries
                 .get(request.name)
@@ -567,7 +641,7 @@ async fn measure_all(
     }
 
     // 6. Memory, size on disk and a cold start on the loaded database.
-    let peak_rss = server.peak_rss();
+    let peak_rss = peak_rss.max(server.peak_rss());
     server.stop().await?;
     let database_bytes = if args.store == "postgres" {
         let name = database.rsplit('/').next().unwrap_or_default();
@@ -644,7 +718,7 @@ async fn measure_all(
     });
 
     let version = match git_commit().await {
-        Some(commit) => format!("{} (commit {commit})", env!("CARGO_PKG_VERSION")),
+        Some(commit) => format!("{}, commit {commit}", env!("CARGO_PKG_VERSION")),
         None => env!("CARGO_PKG_VERSION").to_string(),
     };
     let profile = if cfg!(debug_assertions) {
@@ -657,13 +731,10 @@ async fn measure_all(
     } else {
         "SQLite"
     };
-    let mut command = format!(
-        "cargo run --release -- bench run --scale {} --seed {}",
-        manifest.scale, manifest.seed
+    let command = format!(
+        "cargo run --release -- {}",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     );
-    if args.store == "postgres" {
-        command.push_str(" --store postgres");
-    }
     Ok(Results {
         title: format!(
             "dorametrics bench, scale {} (seed {}): {} services, {} teams, {} repositories, \
@@ -684,7 +755,7 @@ async fn measure_all(
         ),
         machine: report::machine(),
         engines: format!(
-            "dorametrics {version} ({profile}, {store} store), {}, {}",
+            "dorametrics {version}, {profile}, {store} store; {}; {}",
             pg.version, duck.engine
         ),
         command,
@@ -709,7 +780,8 @@ async fn measure_all(
                     "Query timings are wall times of {repeat} run(s) after one untimed run: \
                  dorametrics over HTTP (keep-alive), PostgreSQL over TCP (simple protocol), \
                  DuckDB in-process from Python. dorametrics' timed runs of one question \
-                 stop after --time-budget {}.",
+                 stop after --time-budget {}; a question slower than that is timed by its \
+                 first answer alone (1 run).",
                     report::duration(budget.as_secs_f64())
                 ),
                 "The baselines aggregate precomputed tables (`changes.csv`: the commits each \
@@ -729,13 +801,7 @@ async fn measure_all(
 }
 
 /// Loads the data set into dorametrics through its HTTP API and takes its answers.
-async fn load_dorametrics(
-    progress: &Progress,
-    api: &Api,
-    data: &Path,
-    plan: &Plan,
-    timeout: Duration,
-) -> Result<Measured> {
+async fn load_dorametrics(progress: &Progress, api: &Api, data: &Path) -> Result<Measured> {
     let started = Instant::now();
     progress.say("dorametrics: bulk commits (POST /api/v1/commits)");
     let commits = client::post_ndjson_file(
@@ -788,48 +854,12 @@ async fn load_dorametrics(
         load_seconds
     ));
 
-    let http = client::client(timeout)?;
-    let mut answers = BTreeMap::new();
-    let mut first_seconds = BTreeMap::new();
-    for request in plan.requests() {
-        let fetched = client::fetch(
-            &http,
-            api,
-            request.method.clone(),
-            &request.path,
-            request.body.as_ref(),
-        )
-        .await;
-        let answer = match fetched {
-            Ok((answer, elapsed)) => {
-                progress.say(format!(
-                    "dorametrics: {} answered in {}",
-                    request.name,
-                    report::duration(elapsed.as_secs_f64())
-                ));
-                first_seconds.insert(request.name, elapsed.as_secs_f64());
-                Some(answer)
-            }
-            Err(error) if client::is_timeout(&error) => {
-                progress.say(format!(
-                    "dorametrics: {} gave up after {}",
-                    request.name,
-                    report::duration(timeout.as_secs_f64())
-                ));
-                None
-            }
-            Err(error) => {
-                return Err(error.context(format!("dorametrics could not answer {}", request.name)))
-            }
-        };
-        answers.insert(request.name, answer);
-    }
     Ok(Measured {
         load_seconds,
         commits,
         deployments: rates,
-        answers,
-        first_seconds,
+        answers: BTreeMap::new(),
+        first_seconds: BTreeMap::new(),
     })
 }
 

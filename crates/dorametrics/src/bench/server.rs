@@ -122,6 +122,11 @@ impl ServerProcess {
         Some(kib * 1024)
     }
 
+    /// SIGKILL, for a server busy with an abandoned request.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     /// SIGTERM (the server drains and exits 0), SIGKILL if it has not exited in a minute.
     pub async fn stop(mut self) -> Result<()> {
         if let Some(pid) = self.pid() {
