@@ -65,6 +65,11 @@ pub struct RunArgs {
     /// needs no more).
     #[arg(long, default_value_t = 100_000)]
     insert_sample: usize,
+    /// Reuse the SQLite store a previous run of this scale left in the workdir instead of
+    /// loading a fresh one: re-times the questions after a change to the metric path without
+    /// the load (at L, minutes); intake is then not measured.
+    #[arg(long)]
+    reuse_store: bool,
     /// Keep the baseline's PostgreSQL database (and dorametrics' own on PostgreSQL).
     #[arg(long)]
     keep: bool,
@@ -255,7 +260,8 @@ fn phases(total: usize) -> [(usize, std::ops::Range<usize>); 3] {
 /// Everything the run measured of dorametrics.
 struct Measured {
     load_seconds: f64,
-    commits: Rate,
+    /// `None` when the store was reused (--reuse-store): nothing was loaded.
+    commits: Option<Rate>,
     deployments: Vec<Rate>,
     /// `None`: the answer took longer than --query-timeout.
     answers: BTreeMap<&'static str, Option<Value>>,
@@ -320,7 +326,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
         );
     }
     let plan = Plan::new(&manifest);
-    if workdir.exists() {
+    if args.reuse_store {
+        if args.store != "sqlite" || !workdir.join("dorametrics.db").exists() {
+            bail!(
+                "--reuse-store needs the SQLite store a previous run left in {}",
+                workdir.display()
+            );
+        }
+    } else if workdir.exists() {
         std::fs::remove_dir_all(&workdir)
             .with_context(|| format!("cannot empty {}", workdir.display()))?;
     }
@@ -417,7 +430,18 @@ async fn measure_all(
         token,
     };
     let query_timeout = Duration::from_secs(args.query_timeout);
-    let mut measured = load_dorametrics(progress, &api, data).await?;
+    let mut measured = if args.reuse_store {
+        progress.say("dorametrics: reusing the loaded store (--reuse-store): intake not measured");
+        Measured {
+            load_seconds: 0.0,
+            commits: None,
+            deployments: Vec::new(),
+            answers: BTreeMap::new(),
+            first_seconds: BTreeMap::new(),
+        }
+    } else {
+        load_dorametrics(progress, &api, data).await?
+    };
     // The highest VmHWM of every server process of the run (one is replaced after a timeout).
     let mut peak_rss = None;
     let http = client::client(query_timeout)?;
@@ -528,6 +552,13 @@ async fn measure_all(
     std::fs::create_dir_all(&answers_dir)?;
     let mut disagreements = Vec::new();
     let mut notes = Vec::new();
+    if args.reuse_store {
+        notes.push(
+            "dorametrics' store was reused from an earlier run (--reuse-store): its intake was \
+             not measured in this one."
+                .to_string(),
+        );
+    }
     for request in plan.requests() {
         let Some(answer) = &measured.answers[request.name] else {
             notes.push(if args.skip.iter().any(|s| s == request.name) {
@@ -680,17 +711,15 @@ async fn measure_all(
 
     // 8. The table.
     let mut intake = Vec::new();
-    for (((connections, _), dora), pg_rate) in phases(rows.len())
-        .into_iter()
-        .zip(&measured.deployments)
-        .zip(&pg_inserts)
+    for (i, ((connections, _), pg_rate)) in
+        phases(rows.len()).into_iter().zip(&pg_inserts).enumerate()
     {
         let plural = if connections == 1 { "" } else { "s" };
         intake.push(IntakeRow {
             name: format!(
                 "single event: `POST /api/v2/dora/deployment`, {connections} keep-alive connection{plural}"
             ),
-            dorametrics: Some(*dora),
+            dorametrics: measured.deployments.get(i).copied(),
             postgres_label: "INSERT … ON CONFLICT, one per transaction".into(),
             postgres: Some(*pg_rate),
             duckdb: None,
@@ -704,7 +733,7 @@ async fn measure_all(
     intake.push(IntakeRow {
         name: "bulk: commits, `POST /api/v1/commits` NDJSON (10,000 a request, 2 connections)"
             .into(),
-        dorametrics: Some(measured.commits),
+        dorametrics: measured.commits,
         postgres_label: "COPY commits (primary key)".into(),
         postgres: load(&pg_load, "commits"),
         duckdb: load(&duck_load, "commits"),
@@ -749,8 +778,8 @@ async fn measure_all(
             report::thousands(manifest.production_deployments as f64),
             report::thousands(manifest.commits as f64),
             report::thousands(manifest.failures as f64),
-            manifest.rollbacks,
-            manifest.rollforwards,
+            report::thousands(manifest.rollbacks as f64),
+            report::thousands(manifest.rollforwards as f64),
             report::thousands(manifest.changes as f64),
         ),
         machine: report::machine(),
@@ -812,11 +841,11 @@ async fn load_dorametrics(progress: &Progress, api: &Api, data: &Path) -> Result
         2,
     )
     .await?;
-    let commits = Rate::of(&commits);
+    let commits = Some(Rate::of(&commits));
     progress.say(format!(
         "dorametrics: {} commits at {}/s",
-        commits.events,
-        report::thousands(commits.per_second)
+        commits.map_or(0, |c| c.events),
+        report::thousands(commits.map_or(0.0, |c| c.per_second))
     ));
 
     let deployments = Arc::new(client::read_lines(
