@@ -248,10 +248,19 @@ pub fn series(
     deployments: &[DeploymentFact],
     failures: &[FailureFact],
 ) -> Vec<(Bucket, Values)> {
+    // Facts come in finish order from the store: each bucket then looks only at its own.
+    let sorted = deployments.is_sorted_by_key(|d| d.finished_at);
     buckets(first, last, interval)
         .into_iter()
         .map(|bucket| {
-            let values = values(&bucket, deployments, failures);
+            let candidates = if sorted {
+                let low = deployments.partition_point(|d| d.finished_at < bucket.start_nanos());
+                let high = deployments.partition_point(|d| d.finished_at < bucket.end_nanos());
+                &deployments[low..high]
+            } else {
+                deployments
+            };
+            let values = values(&bucket, candidates, failures);
             (bucket, values)
         })
         .collect()

@@ -2,21 +2,19 @@
 //! (same service and env), its repository's commits, the failures that may concern it — and
 //! runs them. Derived on read, so the answer never depends on the order events arrived in.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use dora_core::derive::{
     attribute_failure, change_sets, concerns, stream_verdicts, ChangeSet, CommitGraph, FailureRule,
     Verdict,
 };
 use dora_core::metrics::{DeploymentFact, FailureFact};
-use dora_core::model::{
-    deployment_attributes, Failure, ListQuery, Sort, SortField, StoredDeployment,
-};
+use dora_core::model::{Failure, ListQuery, Sort, SortField, StoredDeployment};
 use dora_core::project;
 use dora_core::query::Query;
 use dora_core::tier::{self, EnvTiers, Tier};
 use dora_core::time::Nanos;
-use dora_store::{Store, StoreResult};
+use dora_store::{DirtyStream, FactQuery, Store, StoreResult, StreamKey};
 
 /// Every event a selection matches, oldest first.
 fn everything(filter: Query, field: SortField) -> ListQuery {
@@ -32,25 +30,19 @@ fn everything(filter: Query, field: SortField) -> ListQuery {
     }
 }
 
-fn env_filter(env: &Option<String>) -> Query {
-    match env {
-        Some(env) => Query::field("env", env),
-        None => Query::missing("env"),
-    }
-}
-
 /// The deployments of one service to one env, in finish order.
 pub async fn stream_of(
     store: &dyn Store,
     d: &StoredDeployment,
 ) -> StoreResult<Vec<StoredDeployment>> {
-    let filter = Query::And(vec![
-        Query::field("service", &d.deployment.service),
-        env_filter(&d.deployment.env),
-    ]);
-    store
-        .list_deployments(&everything(filter, SortField::FinishedAt))
-        .await
+    store.stream_deployments(&stream_key(d)).await
+}
+
+fn stream_key(d: &StoredDeployment) -> StreamKey {
+    StreamKey {
+        service: d.deployment.service.clone(),
+        env: d.deployment.env.clone(),
+    }
 }
 
 /// The change set of one deployment.
@@ -99,9 +91,21 @@ async fn verdicts_of(
     stream: &[StoredDeployment],
     window: Nanos,
 ) -> StoreResult<(Vec<Verdict>, Vec<Failure>)> {
+    let (verdicts, failures, _) = verdicts_and_neighbours(store, stream, window).await?;
+    Ok((verdicts, failures))
+}
+
+/// Verdicts of a whole stream, the failures that concern it, and the other streams those
+/// failures could be blamed on instead (their verdicts depend on this stream's deployments).
+async fn verdicts_and_neighbours(
+    store: &dyn Store,
+    stream: &[StoredDeployment],
+    window: Nanos,
+) -> StoreResult<(Vec<Verdict>, Vec<Failure>, BTreeSet<StreamKey>)> {
     let Some(first) = stream.first() else {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Vec::new(), BTreeSet::new()));
     };
+    let own = stream_key(first);
     // Failures naming this service or its teams; each is then attributed among all the
     // deployments it could concern, so that it is blamed on one deployment only.
     let mut about = vec![Query::field("service", &first.deployment.service)];
@@ -119,8 +123,10 @@ async fn verdicts_of(
         .filter(|f| stream.iter().any(|s| concerns(f, s)))
         .collect();
     let mut attributed: HashMap<String, Vec<(String, FailureRule)>> = HashMap::new();
+    let mut neighbours = BTreeSet::new();
     for failure in &failures {
         let candidates = candidates_for(store, failure).await?;
+        neighbours.extend(candidates.iter().map(stream_key).filter(|key| *key != own));
         let candidates: Vec<&StoredDeployment> = candidates.iter().collect();
         if let Some(attribution) = attribute_failure(failure, &candidates, window) {
             attributed
@@ -129,7 +135,7 @@ async fn verdicts_of(
                 .push((failure.id.clone(), attribution.rule));
         }
     }
-    Ok((stream_verdicts(stream, &attributed), failures))
+    Ok((stream_verdicts(stream, &attributed), failures, neighbours))
 }
 
 /// Which deployments and failures a metric looks at.
@@ -146,20 +152,14 @@ pub struct Selection {
 }
 
 impl Selection {
-    fn admits(&self, d: &StoredDeployment, env_tiers: &EnvTiers) -> bool {
-        let deployment = &d.deployment;
-        let tier = tier::of_deployment(
-            deployment.env.as_deref(),
-            &deployment.custom_tags,
-            env_tiers,
-        );
-        let path = project_path(d);
-        (self.tiers.is_empty() || self.tiers.contains(&tier))
-            && self.project.as_ref().is_none_or(|p| *p == path)
-            && self
-                .group
-                .as_ref()
-                .is_none_or(|g| project::in_group(&path, g))
+    /// Every deployment, of every tier.
+    pub fn everything() -> Self {
+        Self {
+            filter: Query::All,
+            tiers: Vec::new(),
+            project: None,
+            group: None,
+        }
     }
 }
 
@@ -171,11 +171,212 @@ pub fn project_path(d: &StoredDeployment) -> String {
     )
 }
 
-/// The facts the metric engine needs for a selection, over deployments finished and failures
-/// resolved in `[from, to)`. Change sets and verdicts are derived from each selected stream's
-/// whole history, so baselines and rollbacks before the range count. Everything is read in
-/// bulk (one query for deployments, one for failures, one per repository for commits) and
-/// derived in memory.
+static REFRESHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The name under which the failure window the stored facts were derived with is kept.
+const FAILURE_WINDOW_SETTING: &str = "failure_window_ns";
+
+/// Below this many stale streams, a refresh takes them in any order instead of first asking
+/// which repository each deploys from (a scan of every deployment).
+const FEW_STREAMS: usize = 32;
+
+/// How often one refresh re-derives a stream that writes keep staling before leaving it to
+/// the next refresh.
+const ATTEMPTS: usize = 3;
+
+/// Makes the stored facts agree with `window`: when they were derived with another one,
+/// every stream is marked stale. Run at startup, before serving.
+pub async fn settle_window(store: &dyn Store, window: Nanos) -> StoreResult<()> {
+    if store
+        .settle_fact_setting(FAILURE_WINDOW_SETTING, window)
+        .await?
+    {
+        tracing::info!(
+            window,
+            "failure window changed: every stream will be re-derived"
+        );
+    }
+    Ok(())
+}
+
+/// Re-derives the facts of every stale stream (change sets, verdicts) and stores them;
+/// returns how many streams it re-derived. Every metric read runs it first, so an answer
+/// reflects every write acknowledged before the read; the server also runs it in the
+/// background so reads seldom have anything to do.
+pub async fn refresh(store: &dyn Store, window: Nanos) -> StoreResult<usize> {
+    // One refresh at a time in this process (the background one and those of reads would
+    // otherwise all derive the same streams); other nodes are kept apart by the stores' `seq`.
+    let _one_at_a_time = REFRESHING.lock().await;
+    let mut dirty = store.dirty_streams().await?;
+    if dirty.is_empty() {
+        return Ok(0);
+    }
+    let env_tiers: EnvTiers = store.env_tiers().await?.into_iter().collect();
+    if dirty.len() > FEW_STREAMS {
+        // Streams of one repository in a row, so its history is loaded once.
+        let repositories: HashMap<StreamKey, String> =
+            store.stream_repositories().await?.into_iter().collect();
+        dirty.sort_by(|a, b| {
+            (repositories.get(&a.stream), &a.stream).cmp(&(repositories.get(&b.stream), &b.stream))
+        });
+    }
+    let mut graph = GraphCache::default();
+    let count = dirty.len();
+    for stale in dirty {
+        rederive(store, stale, &env_tiers, window, &mut graph).await?;
+    }
+    Ok(count)
+}
+
+/// The commit graph of the repository the last stream deployed from.
+#[derive(Default)]
+struct GraphCache {
+    repository: Option<String>,
+    graph: Option<CommitGraph>,
+}
+
+impl GraphCache {
+    async fn of(
+        &mut self,
+        store: &dyn Store,
+        repository: Option<&str>,
+    ) -> StoreResult<&CommitGraph> {
+        if self.graph.is_none() || self.repository.as_deref() != repository {
+            let commits = match repository {
+                Some(repository) => store.commits_of(repository).await?,
+                None => Vec::new(),
+            };
+            self.graph = Some(CommitGraph::new(commits));
+            self.repository = repository.map(str::to_string);
+        }
+        Ok(self
+            .graph
+            .get_or_insert_with(|| CommitGraph::new(Vec::new())))
+    }
+}
+
+/// Re-derives one stream and stores its facts, unless writes keep staling it meanwhile.
+async fn rederive(
+    store: &dyn Store,
+    mut stale: DirtyStream,
+    env_tiers: &EnvTiers,
+    window: Nanos,
+    graphs: &mut GraphCache,
+) -> StoreResult<()> {
+    for _ in 0..ATTEMPTS {
+        let stream = store.stream_deployments(&stale.stream).await?;
+        let repository = stream
+            .iter()
+            .find_map(|d| d.deployment.git.as_ref().map(|g| g.repository_id.as_str()));
+        let graph = graphs.of(store, repository).await?;
+        let sets = change_sets(&stream, graph);
+        let (verdicts, _, neighbours) = verdicts_and_neighbours(store, &stream, window).await?;
+        let facts: Vec<DeploymentFact> = stream
+            .iter()
+            .zip(sets)
+            .zip(verdicts)
+            .map(|((stored, set), verdict)| fact_of(stored, &set, &verdict, env_tiers))
+            .collect();
+        let before = store.stream_facts(&stale.stream).await?;
+        let verdicts_moved = !same_verdicts(&before, &facts);
+        if store.replace_stream_facts(stale.clone(), facts).await? {
+            // A failure blamed here may have been blamed on a neighbour before (or the other
+            // way round): their verdicts must be looked at again. They change only when ours
+            // did, so this stops.
+            if verdicts_moved && !neighbours.is_empty() {
+                store
+                    .mark_streams_dirty(neighbours.into_iter().collect())
+                    .await?;
+            }
+            return Ok(());
+        }
+        // A write staled it again while we derived: derive again from what is there now.
+        match store
+            .dirty_streams()
+            .await?
+            .into_iter()
+            .find(|d| d.stream == stale.stream)
+        {
+            Some(again) => stale = again,
+            None => return Ok(()), // another refresh (another node) stored it
+        }
+    }
+    tracing::warn!(service = %stale.stream.service, "stream kept changing; left for the next refresh");
+    Ok(())
+}
+
+/// What the metric engine keeps of one deployment.
+fn fact_of(
+    stored: &StoredDeployment,
+    set: &ChangeSet,
+    verdict: &Verdict,
+    env_tiers: &EnvTiers,
+) -> DeploymentFact {
+    let d = &stored.deployment;
+    let counted = if set.no_baseline {
+        &[][..]
+    } else {
+        &set.commits[..]
+    };
+    let mut lead_times: Vec<Nanos> = counted.iter().map(|c| c.lead_time).collect();
+    let mut merge_lead_times: Vec<Nanos> =
+        counted.iter().filter_map(|c| c.merge_lead_time).collect();
+    lead_times.sort_unstable();
+    merge_lead_times.sort_unstable();
+    DeploymentFact {
+        id: d.id.clone(),
+        finished_at: d.finished_at,
+        service: d.service.clone(),
+        team: d.team.clone(),
+        env: d.env.clone(),
+        tier: tier::of_deployment(d.env.as_deref(), &d.custom_tags, env_tiers),
+        project: project_path(stored),
+        failed: verdict.failed,
+        rework: verdict.is_rework(),
+        lead_times,
+        merge_lead_times,
+        recovery_time: verdict.remediation.as_ref().map(|r| r.recovery_time),
+    }
+}
+
+fn same_verdicts(a: &[DeploymentFact], b: &[DeploymentFact]) -> bool {
+    let key = |f: &DeploymentFact| (f.id.clone(), f.failed, f.rework, f.recovery_time);
+    let a: BTreeSet<_> = a.iter().map(key).collect();
+    let b: BTreeSet<_> = b.iter().map(key).collect();
+    a == b
+}
+
+impl Selection {
+    fn fact_query(&self, from: Option<Nanos>, to: Option<Nanos>) -> FactQuery {
+        FactQuery {
+            from,
+            to,
+            tiers: self.tiers.clone(),
+            project: self.project.clone(),
+            group: self.group.clone(),
+            filter: self.filter.clone(),
+        }
+    }
+}
+
+/// The facts of the selected deployments finished in `[from, to)`, in finish order, read from
+/// the stored facts after bringing them up to date. Change sets and verdicts were derived from
+/// each stream's whole history, so baselines and rollbacks before the range count.
+pub async fn deployment_facts(
+    store: &dyn Store,
+    selection: &Selection,
+    from: Nanos,
+    to: Nanos,
+    window: Nanos,
+) -> StoreResult<Vec<DeploymentFact>> {
+    refresh(store, window).await?;
+    store
+        .read_facts(&selection.fact_query(Some(from), Some(to)))
+        .await
+}
+
+/// Deployment facts as [`deployment_facts`], and the failures resolved in `[from, to)` that
+/// concern a stream holding a selected deployment (of any time).
 pub async fn facts(
     store: &dyn Store,
     selection: &Selection,
@@ -183,147 +384,58 @@ pub async fn facts(
     to: Nanos,
     window: Nanos,
 ) -> StoreResult<(Vec<DeploymentFact>, Vec<FailureFact>)> {
-    let all = store
-        .list_deployments(&everything(Query::All, SortField::FinishedAt))
-        .await?;
-    let env_tiers: EnvTiers = store.env_tiers().await?.into_iter().collect();
-    let selected: HashSet<String> = all
-        .iter()
-        .filter(|d| selection.admits(d, &env_tiers) && matches(&selection.filter, d))
-        .map(|d| d.deployment.id.clone())
-        .collect();
-    // Streams (service, env) in finish order; only those holding a selected deployment matter.
-    let mut streams: HashMap<(String, Option<String>), Vec<StoredDeployment>> = HashMap::new();
-    for d in all {
-        let key = (d.deployment.service.clone(), d.deployment.env.clone());
-        streams.entry(key).or_default().push(d);
-    }
-    let relevant =
-        |stream: &Vec<StoredDeployment>| stream.iter().any(|d| selected.contains(&d.deployment.id));
-
-    // Failures are blamed among every deployment they could concern, in any stream.
-    let failures = store
-        .list_failures(&everything(Query::All, SortField::StartedAt))
-        .await?;
-    // Which failures concern a relevant stream, by look-ups rather than a scan per failure.
-    let mut relevant_envs: HashMap<&str, HashSet<Option<&str>>> = HashMap::new();
-    let mut relevant_team_envs: HashMap<&str, HashSet<Option<&str>>> = HashMap::new();
-    for ((service, env), stream) in &streams {
-        if !relevant(stream) {
-            continue;
-        }
-        relevant_envs
-            .entry(service.as_str())
-            .or_default()
-            .insert(env.as_deref());
-        for d in stream {
-            if let Some(team) = &d.deployment.team {
-                relevant_team_envs
-                    .entry(team.as_str())
-                    .or_default()
-                    .insert(env.as_deref());
-            }
-        }
-    }
-    let env_matches = |envs: Option<&HashSet<Option<&str>>>, f: &Failure| {
-        envs.is_some_and(|envs| match &f.env {
-            None => true,
-            Some(env) => envs.contains(&Some(env.as_str())),
+    let deployments = deployment_facts(store, selection, from, to, window).await?;
+    let resolved: Vec<Failure> = store
+        .list_failures(&ListQuery {
+            to: Some(to),
+            ..everything(Query::All, SortField::StartedAt)
         })
+        .await?
+        .into_iter()
+        .filter(|f| f.finished_at.is_some_and(|at| (from..to).contains(&at)))
+        .collect();
+    if resolved.is_empty() {
+        return Ok((deployments, Vec::new()));
+    }
+    // The streams holding a selected deployment, and (for failures naming only a team) the
+    // teams deploying in each of them.
+    let selected: HashSet<StreamKey> = store
+        .fact_streams(&selection.fact_query(None, None))
+        .await?
+        .into_iter()
+        .map(|(stream, _)| stream)
+        .collect();
+    let service_envs: HashSet<(&str, Option<&str>)> = selected
+        .iter()
+        .map(|s| (s.service.as_str(), s.env.as_deref()))
+        .collect();
+    let team_streams = if resolved.iter().any(|f| f.services.is_empty()) {
+        store
+            .fact_streams(&Selection::everything().fact_query(None, None))
+            .await?
+    } else {
+        Vec::new()
     };
-    let failures: Vec<Failure> = failures
+    let team_envs: HashSet<(&str, Option<&str>)> = team_streams
+        .iter()
+        .filter(|(stream, _)| selected.contains(stream))
+        .filter_map(|(stream, team)| Some((team.as_deref()?, stream.env.as_deref())))
+        .collect();
+    let env_of = |f: &Failure, pairs: &HashSet<(&str, Option<&str>)>, name: &str| match &f.env {
+        Some(env) => pairs.contains(&(name, Some(env.as_str()))),
+        None => pairs.iter().any(|(n, _)| *n == name),
+    };
+    let failures = resolved
         .into_iter()
         .filter(|f| {
             if f.services.is_empty() {
                 f.team
                     .as_deref()
-                    .is_some_and(|team| env_matches(relevant_team_envs.get(team), f))
+                    .is_some_and(|team| env_of(f, &team_envs, team))
             } else {
-                f.services
-                    .iter()
-                    .any(|s| env_matches(relevant_envs.get(s.as_str()), f))
+                f.services.iter().any(|s| env_of(f, &service_envs, s))
             }
         })
-        .collect();
-    let mut by_service: HashMap<&str, Vec<&StoredDeployment>> = HashMap::new();
-    for d in streams.values().flatten() {
-        by_service
-            .entry(d.deployment.service.as_str())
-            .or_default()
-            .push(d);
-    }
-    let mut attributed: HashMap<String, Vec<(String, FailureRule)>> = HashMap::new();
-    for failure in &failures {
-        // Deployments of other streams can be candidates too (a failure naming two services);
-        // `attribute_failure` keeps only those the failure concerns.
-        let candidates: Vec<&StoredDeployment> = if failure.services.is_empty() {
-            streams.values().flatten().collect()
-        } else {
-            failure
-                .services
-                .iter()
-                .filter_map(|s| by_service.get(s.as_str()))
-                .flatten()
-                .copied()
-                .collect()
-        };
-        if let Some(attribution) = attribute_failure(failure, &candidates, window) {
-            attributed
-                .entry(attribution.deployment_id)
-                .or_default()
-                .push((failure.id.clone(), attribution.rule));
-        }
-    }
-
-    let mut graphs: HashMap<String, CommitGraph> = HashMap::new();
-    let mut deployments = Vec::new();
-    for stream in streams.values().filter(|stream| relevant(stream)) {
-        let repository = stream
-            .iter()
-            .find_map(|d| d.deployment.git.as_ref().map(|g| g.repository_id.clone()));
-        if let Some(repository) = &repository {
-            if !graphs.contains_key(repository) {
-                let commits = store.commits_of(repository).await?;
-                graphs.insert(repository.clone(), CommitGraph::new(commits));
-            }
-        }
-        let empty = CommitGraph::new(Vec::new());
-        let graph = repository
-            .as_ref()
-            .and_then(|r| graphs.get(r))
-            .unwrap_or(&empty);
-        let sets = change_sets(stream, graph);
-        let verdicts = stream_verdicts(stream, &attributed);
-        for ((stored, set), verdict) in stream.iter().zip(sets).zip(verdicts) {
-            let d = &stored.deployment;
-            if !selected.contains(&d.id) || !(from..to).contains(&d.finished_at) {
-                continue;
-            }
-            let counted = if set.no_baseline {
-                &[][..]
-            } else {
-                &set.commits[..]
-            };
-            deployments.push(DeploymentFact {
-                id: d.id.clone(),
-                finished_at: d.finished_at,
-                service: d.service.clone(),
-                team: d.team.clone(),
-                env: d.env.clone(),
-                tier: tier::of_deployment(d.env.as_deref(), &d.custom_tags, &env_tiers),
-                project: project_path(stored),
-                failed: verdict.failed,
-                rework: verdict.is_rework(),
-                lead_times: counted.iter().map(|c| c.lead_time).collect(),
-                merge_lead_times: counted.iter().filter_map(|c| c.merge_lead_time).collect(),
-                recovery_time: verdict.remediation.as_ref().map(|r| r.recovery_time),
-            });
-        }
-    }
-    deployments.sort_by(|a, b| a.finished_at.cmp(&b.finished_at).then(a.id.cmp(&b.id)));
-    let failures = failures
-        .into_iter()
-        .filter(|f| f.finished_at.is_some_and(|at| (from..to).contains(&at)))
         .map(|f| FailureFact {
             id: f.id,
             started_at: f.started_at,
@@ -333,24 +445,23 @@ pub async fn facts(
     Ok((deployments, failures))
 }
 
-/// Whether a deployment matches a query, evaluated in memory over its attributes.
-fn matches(filter: &Query, d: &StoredDeployment) -> bool {
-    if *filter == Query::All {
-        return true;
-    }
-    let attributes = deployment_attributes(&d.deployment);
-    let pairs: Vec<(&str, &str)> = attributes
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    filter.matches(&pairs)
-}
-
 /// Deployments a failure could be about: of the services it names (or of its team), in its env.
 async fn candidates_for(
     store: &dyn Store,
     failure: &Failure,
 ) -> StoreResult<Vec<StoredDeployment>> {
+    if let (false, Some(env)) = (failure.services.is_empty(), &failure.env) {
+        // The common case, straight from the streams' index.
+        let mut candidates = Vec::new();
+        for service in &failure.services {
+            let stream = StreamKey {
+                service: service.clone(),
+                env: Some(env.clone()),
+            };
+            candidates.extend(store.stream_deployments(&stream).await?);
+        }
+        return Ok(candidates);
+    }
     let mut filter = Vec::new();
     if failure.services.is_empty() {
         match &failure.team {

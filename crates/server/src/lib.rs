@@ -13,7 +13,7 @@ pub mod report;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -100,13 +100,35 @@ pub async fn serve(
     serve_with(listener, AppState::new(store), shutdown).await
 }
 
+/// How long the background refresh rests between looks for stale streams.
+const REFRESH_PAUSE: Duration = Duration::from_millis(500);
+
 /// Serves on an already-bound listener until `shutdown` resolves, then drains in-flight requests.
+/// Beside the requests, a background task keeps the derived facts up to date.
 pub async fn serve_with(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    derivation::settle_window(state.store.as_ref(), state.failure_window)
         .await
+        .map_err(std::io::Error::other)?;
+    let refresher = tokio::spawn(keep_facts_fresh(state.clone()));
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    refresher.abort();
+    served
+}
+
+/// Re-derives stale streams as writes arrive, so that metric reads seldom wait for it.
+async fn keep_facts_fresh(state: AppState) {
+    loop {
+        tokio::time::sleep(REFRESH_PAUSE).await;
+        match derivation::refresh(state.store.as_ref(), state.failure_window).await {
+            Ok(0) => {}
+            Ok(streams) => tracing::debug!(streams, "re-derived stale streams"),
+            Err(error) => tracing::warn!(%error, "re-deriving stale streams failed"),
+        }
+    }
 }

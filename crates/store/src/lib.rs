@@ -11,11 +11,14 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use dora_core::metrics::DeploymentFact;
 use dora_core::model::{
     Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, Scope,
     StoredDeployment,
 };
+use dora_core::query::Query;
 use dora_core::tier::Tier;
+use dora_core::time::Nanos;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,6 +94,49 @@ impl std::fmt::Display for Restriction {
     }
 }
 
+/// One service's deployments to one env: the unit in which facts are derived and kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    pub service: String,
+    pub env: Option<String>,
+}
+
+impl StreamKey {
+    /// The env as the fact tables hold it: `''` for none (an env is never empty).
+    pub fn env_text(&self) -> &str {
+        self.env.as_deref().unwrap_or("")
+    }
+
+    pub fn from_columns(service: String, env: String) -> Self {
+        Self {
+            service,
+            env: (!env.is_empty()).then_some(env),
+        }
+    }
+}
+
+/// A stream whose facts are stale, as of the write that bumped `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirtyStream {
+    pub stream: StreamKey,
+    pub seq: i64,
+}
+
+/// Which stored deployment facts to read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactQuery {
+    /// Finished in `[from, to)`; `None`: unbounded.
+    pub from: Option<Nanos>,
+    pub to: Option<Nanos>,
+    /// Empty: every tier.
+    pub tiers: Vec<Tier>,
+    pub project: Option<String>,
+    /// Projects inside this group, at any depth.
+    pub group: Option<String>,
+    /// Over the deployments' attributes.
+    pub filter: Query,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts the deployment, or replaces the one with the same id (keeping PATCH data).
@@ -135,6 +181,37 @@ pub trait Store: Send + Sync + 'static {
     async fn create_first_token(&self, token: TokenRecord) -> StoreResult<bool>;
     async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
     async fn count_tokens(&self) -> StoreResult<u64>;
+
+    // Derived facts, kept per stream. Every write above marks the streams it can change as
+    // dirty in its own transaction; `dora_server::derivation::refresh` recomputes them.
+
+    /// The streams whose facts are stale.
+    async fn dirty_streams(&self) -> StoreResult<Vec<DirtyStream>>;
+    /// Marks streams stale (a recomputation found it changed what other streams depend on).
+    async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()>;
+    /// Replaces the facts of a stream — only if it is still dirty as of `dirty.seq`, which
+    /// then makes it clean; `false` (nothing written) when a write has staled it again since.
+    async fn replace_stream_facts(
+        &self,
+        dirty: DirtyStream,
+        facts: Vec<DeploymentFact>,
+    ) -> StoreResult<bool>;
+    /// The stored facts of one stream, in finish order.
+    async fn stream_facts(&self, stream: &StreamKey) -> StoreResult<Vec<DeploymentFact>>;
+    /// The deployments of one stream, in finish order.
+    async fn stream_deployments(&self, stream: &StreamKey) -> StoreResult<Vec<StoredDeployment>>;
+    /// Which repository each stream deploys from (streams without git are absent).
+    async fn stream_repositories(&self) -> StoreResult<Vec<(StreamKey, String)>>;
+    /// Stored facts matching a query, in finish order (then id).
+    async fn read_facts(&self, query: &FactQuery) -> StoreResult<Vec<DeploymentFact>>;
+    /// The streams holding a fact that matches a query, with each team deploying in them.
+    async fn fact_streams(
+        &self,
+        query: &FactQuery,
+    ) -> StoreResult<Vec<(StreamKey, Option<String>)>>;
+    /// Records a setting the facts are derived with; when it differs from the stored one,
+    /// marks every stream dirty (in the same transaction) and returns `true`.
+    async fn settle_fact_setting(&self, name: &str, value: i64) -> StoreResult<bool>;
 
     /// Answers when the database does (`/readyz`).
     async fn ping(&self) -> StoreResult<()>;

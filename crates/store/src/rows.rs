@@ -5,13 +5,17 @@ use dora_core::model::{
     RemediationTarget, Scope, StoredDeployment,
 };
 
-use crate::{Restriction, StoreError, StoreResult, TokenRecord};
+use dora_core::metrics::DeploymentFact;
+use dora_core::tier::Tier;
+
+use crate::{Restriction, StoreError, StoreResult, StreamKey, TokenRecord};
 
 /// Typed access to the columns of a result row.
 pub trait Columns {
     fn text(&self, index: usize) -> StoreResult<Option<String>>;
     fn int(&self, index: usize) -> StoreResult<Option<i64>>;
     fn boolean(&self, index: usize) -> StoreResult<Option<bool>>;
+    fn bytes(&self, index: usize) -> StoreResult<Option<Vec<u8>>>;
 
     fn required_text(&self, index: usize) -> StoreResult<String> {
         self.text(index)?.ok_or_else(|| null_column(index))
@@ -144,9 +148,13 @@ pub fn to_json_list(items: &[String]) -> String {
 }
 
 fn json_list(row: &impl Columns, index: usize) -> StoreResult<Vec<String>> {
-    let text = row.required_text(index)?;
-    serde_json::from_str(&text)
-        .map_err(|e| StoreError::Database(format!("column {index} is not a JSON list: {e}")))
+    json_list_text(&row.required_text(index)?)
+}
+
+/// A JSON list of strings as stored (custom tags, a failure's services).
+pub fn json_list_text(text: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Database(format!("not a JSON list of strings: {e}")))
 }
 
 /// Reads `env, tier` of the env_tiers table.
@@ -155,4 +163,72 @@ pub fn env_tier(row: &impl Columns) -> StoreResult<(String, dora_core::tier::Tie
     let tier = dora_core::tier::Tier::parse(&tier)
         .ok_or_else(|| StoreError::Database(format!("unknown tier {tier:?} in env_tiers")))?;
     Ok((row.required_text(0)?, tier))
+}
+
+/// Durations as the fact tables keep them: little-endian `i64`s, 8 bytes each.
+pub fn encode_nanos(values: &[i64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+pub fn decode_nanos(bytes: &[u8]) -> StoreResult<Vec<i64>> {
+    if !bytes.len().is_multiple_of(8) {
+        return Err(StoreError::Database(format!(
+            "a duration list of {} bytes is not a whole number of i64s",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|chunk| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            i64::from_le_bytes(word)
+        })
+        .collect())
+}
+
+/// Reads [`crate::sql::FACT_COLUMNS`].
+pub fn deployment_fact(row: &impl Columns) -> StoreResult<DeploymentFact> {
+    let tier = row.required_text(5)?;
+    let env = row.required_text(4)?;
+    Ok(DeploymentFact {
+        id: row.required_text(0)?,
+        finished_at: row.required_int(1)?,
+        service: row.required_text(2)?,
+        team: row.text(3)?,
+        env: (!env.is_empty()).then_some(env),
+        tier: Tier::parse(&tier)
+            .ok_or_else(|| StoreError::Database(format!("bad tier {tier:?}")))?,
+        project: row.required_text(6)?,
+        failed: row.boolean(7)?.unwrap_or(false),
+        rework: row.boolean(8)?.unwrap_or(false),
+        recovery_time: row.int(9)?,
+        lead_times: decode_nanos(&row.bytes(10)?.unwrap_or_default())?,
+        merge_lead_times: decode_nanos(&row.bytes(11)?.unwrap_or_default())?,
+    })
+}
+
+/// `(service, env)` columns as a stream.
+pub fn stream_key(row: &impl Columns, first: usize) -> StoreResult<StreamKey> {
+    Ok(StreamKey::from_columns(
+        row.required_text(first)?,
+        row.required_text(first + 1)?,
+    ))
+}
+
+/// Reads [`crate::sql::FACT_STREAM_COLUMNS`].
+pub fn stream_and_team(row: &impl Columns) -> StoreResult<(StreamKey, Option<String>)> {
+    Ok((stream_key(row, 0)?, row.text(2)?))
+}
+
+#[cfg(test)]
+mod nanos_tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_trip() {
+        let values = [0, -1, 1, i64::MAX, i64::MIN, 86_400_000_000_000];
+        assert_eq!(decode_nanos(&encode_nanos(&values)).unwrap(), values);
+        assert!(decode_nanos(&[1, 2, 3]).is_err());
+    }
 }

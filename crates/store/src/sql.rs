@@ -1,9 +1,13 @@
 //! The SQL both stores run, written once with SQLite's `?N` placeholders and turned into
 //! PostgreSQL's `$N` by [`for_postgres`]. Only the schema (migrations) differs between them.
 
-use dora_core::model::{ListQuery, SortField};
+use std::fmt::Write;
+
+use dora_core::model::{Commit, ListQuery, SortField};
+use dora_core::query::Query;
 
 use crate::query_sql::{filter_sql, Dialect, SqlParam};
+use crate::FactQuery;
 
 /// One kind of event: its table, its attribute table and the column lists the row mappers read.
 pub struct EventTable {
@@ -78,6 +82,11 @@ pub fn get_event(table: &EventTable) -> String {
     )
 }
 
+/// The stream a deployment is in now (before a write changes or removes it).
+pub const DEPLOYMENT_STREAM_BY_ID: &str = "SELECT service, env FROM deployments WHERE id = ?1";
+pub const DEPLOYMENT_STREAM_BY_PK: &str = "SELECT service, env FROM deployments WHERE pk = ?1";
+/// What a failure concerns now (before a write changes or removes it).
+pub const FAILURE_SCOPE_BY_ID: &str = "SELECT services, team, env FROM failures WHERE id = ?1";
 pub const DEPLOYMENT_PK_BY_ID: &str = "SELECT pk FROM deployments WHERE id = ?1";
 /// The most recently finished deployment of a service, env and version.
 pub const DEPLOYMENT_PK_BY_VERSION: &str = "SELECT pk FROM deployments \
@@ -135,6 +144,166 @@ pub fn list(query: &ListQuery, table: &EventTable, dialect: Dialect) -> (String,
         range = table.range_column,
         filter = filter.sql,
     );
+    let sql = match dialect {
+        Dialect::Sqlite => sql,
+        Dialect::Postgres => for_postgres(&sql),
+    };
+    (sql, params)
+}
+
+/// The repositories a batch of commits touches, each once, in order.
+pub fn distinct_repositories(commits: &[Commit]) -> Vec<&str> {
+    sorted_unique(commits.iter().map(|c| c.repository_id.as_str()))
+}
+
+/// Each name once, in order: transactions that mark the same streams then lock their rows in
+/// one order and cannot deadlock each other on PostgreSQL.
+pub fn sorted_unique<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut names: Vec<&str> = names.into_iter().collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// Bumps a stream's staleness (inserting it when clean); shared tail of the `MARK_*` statements.
+const ON_MARKED: &str = " ON CONFLICT (service, env) DO UPDATE SET seq = dirty_streams.seq + 1";
+/// The streams a write can change, as `(service, env or '')`: selected from `deployments`.
+const MARK_SELECTED: &str = "INSERT INTO dirty_streams (service, env, seq) \
+    SELECT DISTINCT service, COALESCE(env, ''), 0 FROM deployments";
+
+/// One stream (`?2` NULL: the deployments without env).
+pub fn mark_stream() -> String {
+    format!(
+        "INSERT INTO dirty_streams (service, env, seq) VALUES (?1, COALESCE(?2, ''), 0){ON_MARKED}"
+    )
+}
+
+/// Every stream of a service, or only its stream in env `?2` when not NULL.
+pub fn mark_streams_of_service() -> String {
+    format!(
+        "{MARK_SELECTED} WHERE service = ?1 AND (CAST(?2 AS TEXT) IS NULL OR env = ?2){ON_MARKED}"
+    )
+}
+
+/// Every stream holding a deployment of team `?1` (in env `?2` when not NULL).
+pub fn mark_streams_of_team() -> String {
+    format!(
+        "{MARK_SELECTED} WHERE pk IN (SELECT owner_pk FROM deployment_attrs \
+         WHERE key = 'team' AND value = ?1) AND (CAST(?2 AS TEXT) IS NULL OR env = ?2){ON_MARKED}"
+    )
+}
+
+/// Every stream deploying from a repository (its commits changed).
+pub fn mark_streams_of_repository() -> String {
+    format!("{MARK_SELECTED} WHERE repository_id = ?1{ON_MARKED}")
+}
+
+/// Every stream of an env (its tier changed).
+pub fn mark_streams_of_env() -> String {
+    format!("{MARK_SELECTED} WHERE env = ?1{ON_MARKED}")
+}
+
+/// Every stream (the derivation settings changed).
+pub fn mark_all_streams() -> String {
+    format!("{MARK_SELECTED} WHERE true{ON_MARKED}")
+}
+
+pub const DIRTY_STREAMS: &str = "SELECT service, env, seq FROM dirty_streams ORDER BY service, env";
+/// Takes a stream off the dirty list only if no write has bumped it since it was read.
+pub const CLAIM_STREAM: &str =
+    "DELETE FROM dirty_streams WHERE service = ?1 AND env = ?2 AND seq = ?3";
+pub const DELETE_STREAM_FACTS: &str =
+    "DELETE FROM deployment_facts WHERE service = ?1 AND env = ?2";
+pub const PUT_FACT: &str = "INSERT INTO deployment_facts (id, finished_at, service, team, env, \
+        tier, project, failed, rework, recovery_time, lead_times, merge_lead_times) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+    ON CONFLICT (id) DO UPDATE SET finished_at = excluded.finished_at, \
+        service = excluded.service, team = excluded.team, env = excluded.env, \
+        tier = excluded.tier, project = excluded.project, failed = excluded.failed, \
+        rework = excluded.rework, recovery_time = excluded.recovery_time, \
+        lead_times = excluded.lead_times, merge_lead_times = excluded.merge_lead_times";
+/// The columns [`crate::rows::deployment_fact`] reads, in `PUT_FACT`'s order.
+pub const FACT_COLUMNS: &str = "f.id, f.finished_at, f.service, f.team, f.env, f.tier, \
+    f.project, f.failed, f.rework, f.recovery_time, f.lead_times, f.merge_lead_times";
+
+/// What [`crate::rows::stream_and_team`] reads.
+pub const FACT_STREAM_COLUMNS: &str = "DISTINCT f.service, f.env, f.team";
+
+pub fn stream_facts() -> String {
+    format!(
+        "SELECT {FACT_COLUMNS} FROM deployment_facts f WHERE f.service = ?1 AND f.env = ?2 \
+         ORDER BY f.finished_at, f.id"
+    )
+}
+
+/// The deployments of one stream in finish order (`?2` NULL: those without env).
+pub fn stream_deployments(has_env: bool) -> String {
+    let env = if has_env {
+        "e.env = ?2"
+    } else {
+        "e.env IS NULL"
+    };
+    format!(
+        "SELECT {columns} FROM deployments e WHERE e.service = ?1 AND {env} \
+         ORDER BY e.finished_at, e.pk",
+        columns = DEPLOYMENTS.columns
+    )
+}
+
+/// Which repository each stream deploys from.
+pub const STREAM_REPOSITORIES: &str = "SELECT DISTINCT service, COALESCE(env, ''), \
+    repository_id FROM deployments WHERE repository_id IS NOT NULL";
+pub const FACT_SETTING: &str = "SELECT value FROM fact_settings WHERE name = ?1";
+pub const SET_FACT_SETTING: &str = "INSERT INTO fact_settings (name, value) VALUES (?1, ?2) \
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
+/// `SELECT <what> FROM deployment_facts f WHERE <the query> [ORDER BY …]`.
+pub fn facts_query(what: &str, query: &FactQuery, dialect: Dialect) -> (String, Vec<SqlParam>) {
+    let mut params = vec![
+        SqlParam::Int(query.from.unwrap_or(i64::MIN)),
+        SqlParam::Int(query.to.unwrap_or(i64::MAX)),
+    ];
+    let mut sql = format!(
+        "SELECT {what} FROM deployment_facts f WHERE f.finished_at >= ?1 AND f.finished_at < ?2"
+    );
+    let param = |params: &mut Vec<SqlParam>, value: String| {
+        params.push(SqlParam::Text(value));
+        format!("?{}", params.len())
+    };
+    if !query.tiers.is_empty() {
+        let tiers: Vec<String> = query
+            .tiers
+            .iter()
+            .map(|t| param(&mut params, t.as_str().to_string()))
+            .collect();
+        let _ = write!(sql, " AND f.tier IN ({})", tiers.join(", "));
+    }
+    if let Some(project) = &query.project {
+        let p = param(&mut params, project.clone());
+        let _ = write!(sql, " AND f.project = {p}");
+    }
+    if let Some(group) = &query.group {
+        // Inside the group: the path starts with "group/", i.e. "group/" <= path < "group0"
+        // ('0' follows '/'), compared bytewise (PostgreSQL: the column is COLLATE "C").
+        let low = param(&mut params, format!("{group}/"));
+        let high = param(&mut params, format!("{group}0"));
+        let _ = write!(sql, " AND f.project >= {low} AND f.project < {high}");
+    }
+    if query.filter != Query::All {
+        let filter = filter_sql(
+            &query.filter,
+            DEPLOYMENTS.attrs_table,
+            "e.pk",
+            dialect,
+            params.len() + 1,
+        );
+        params.extend(filter.params);
+        let _ = write!(
+            sql,
+            " AND EXISTS (SELECT 1 FROM deployments e WHERE e.id = f.id AND ({}))",
+            filter.sql
+        );
+    }
     let sql = match dialect {
         Dialect::Sqlite => sql,
         Dialect::Postgres => for_postgres(&sql),

@@ -142,7 +142,7 @@ async fn answer(
     };
     let target = Target::resolve(state, caller, kind, &id).await?;
     let filter = Query::field("env", &request.environment);
-    let (deployments, _) = derivation::facts(
+    let deployments = derivation::deployment_facts(
         state.store.as_ref(),
         &target.selection(filter, Vec::new()),
         from,

@@ -186,14 +186,18 @@ async fn answer(
         request.tiers.as_deref(),
     )?;
     let after_end = end.checked_add_days(Days::new(1)).unwrap_or(end);
-    let (deployments, failures) = derivation::facts(
-        state.store.as_ref(),
-        &target.selection(Query::All, tiers),
-        day_nanos(start),
-        day_nanos(after_end),
-        state.failure_window,
-    )
-    .await?;
+    let (store, selection) = (state.store.as_ref(), target.selection(Query::All, tiers));
+    let (from, to, window) = (day_nanos(start), day_nanos(after_end), state.failure_window);
+    // Only time to restore looks at failures.
+    let (deployments, failures) = match request.metric {
+        Metric::TimeToRestoreService => {
+            derivation::facts(store, &selection, from, to, window).await?
+        }
+        _ => (
+            derivation::deployment_facts(store, &selection, from, to, window).await?,
+            Vec::new(),
+        ),
+    };
     let rows: Vec<Value> = series(start, end, interval, &deployments, &failures)
         .into_iter()
         .map(|(bucket, values)| {

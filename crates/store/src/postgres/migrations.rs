@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "env_tiers",
         include_str!("../../migrations/postgres/0004_env_tiers.sql"),
     ),
+    (
+        5,
+        "deployment_facts",
+        include_str!("../../migrations/postgres/0005_deployment_facts.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

@@ -7,6 +7,7 @@ mod migrations;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use dora_core::metrics::DeploymentFact;
 use dora_core::model::{
     deployment_attributes, failure_attributes, Commit, Deployment, DeploymentPatch,
     DeploymentSelector, Failure, ListQuery, StoredDeployment,
@@ -17,9 +18,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::query_sql::{Dialect, SqlParam};
-use crate::rows::{to_json_list, Columns};
+use crate::rows::{encode_nanos, json_list_text, to_json_list, Columns};
 use crate::sql::{self, for_postgres, EventTable};
-use crate::{Store, StoreError, StoreResult, TokenRecord};
+use crate::{DirtyStream, FactQuery, Store, StoreError, StoreResult, StreamKey, TokenRecord};
 
 /// An arbitrary constant naming the lock that makes the first admin token unique.
 const FIRST_TOKEN_LOCK: i64 = 0x0064_6f72_6174_6f6b;
@@ -57,6 +58,10 @@ impl Columns for Row {
     }
 
     fn boolean(&self, index: usize) -> StoreResult<Option<bool>> {
+        Ok(self.try_get(index)?)
+    }
+
+    fn bytes(&self, index: usize) -> StoreResult<Option<Vec<u8>>> {
         Ok(self.try_get(index)?)
     }
 }
@@ -160,13 +165,23 @@ impl PostgresStore {
         map: impl Fn(&Row) -> StoreResult<T>,
     ) -> StoreResult<Vec<T>> {
         let (sql, params) = sql::list(query, table, Dialect::Postgres);
-        let params = boxed(&params);
+        self.query_with(&sql, &params, map).await
+    }
+
+    /// Runs generated SQL (already in PostgreSQL's dialect) with its parameters.
+    async fn query_with<T>(
+        &self,
+        sql: &str,
+        params: &[SqlParam],
+        map: impl Fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let params = boxed(params);
         let refs: Vec<&(dyn ToSql + Sync)> = params
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect();
         let client = self.pool.get().await?;
-        let statement = client.prepare(&sql).await?;
+        let statement = client.prepare(sql).await?;
         client
             .query(&statement, &refs)
             .await?
@@ -180,6 +195,9 @@ impl PostgresStore {
 impl Store for PostgresStore {
     async fn put_deployment(&self, d: Deployment) -> StoreResult<()> {
         self.write(async |tx| {
+            // A replacement may move the deployment to another stream: both change.
+            mark_stream_of_deployment(tx, &d.id).await?;
+            execute(tx, &sql::mark_stream(), &[&d.service, &d.env]).await?;
             let git = d.git.as_ref();
             let row = query_opt(
                 tx,
@@ -210,6 +228,9 @@ impl Store for PostgresStore {
 
     async fn put_failure(&self, f: Failure) -> StoreResult<()> {
         self.write(async |tx| {
+            // What the failure concerned before a replacement, and what it concerns now.
+            mark_streams_of_failure(tx, &f.id).await?;
+            mark_failure_scope(tx, &f.services, f.team.as_deref(), f.env.as_deref()).await?;
             let git = f.git.as_ref();
             let row = query_opt(
                 tx,
@@ -258,6 +279,11 @@ impl Store for PostgresStore {
             };
             let Some(row) = row else { return Ok(false) };
             let pk: i64 = row.try_get(0)?;
+            if let Some(stream) = query_opt(tx, sql::DEPLOYMENT_STREAM_BY_PK, &[&pk]).await? {
+                let (service, env): (String, Option<String>) =
+                    (stream.try_get(0)?, stream.try_get(1)?);
+                execute(tx, &sql::mark_stream(), &[&service, &env]).await?;
+            }
             if let Some(change_failure) = patch.change_failure {
                 execute(tx, sql::SET_CHANGE_FAILURE, &[&change_failure, &pk]).await?;
             }
@@ -276,13 +302,19 @@ impl Store for PostgresStore {
     }
 
     async fn delete_deployment(&self, id: &str) -> StoreResult<bool> {
-        self.write(async |tx| delete(tx, &sql::DEPLOYMENTS, id).await)
-            .await
+        self.write(async |tx| {
+            mark_stream_of_deployment(tx, id).await?;
+            delete(tx, &sql::DEPLOYMENTS, id).await
+        })
+        .await
     }
 
     async fn delete_failure(&self, id: &str) -> StoreResult<bool> {
-        self.write(async |tx| delete(tx, &sql::FAILURES, id).await)
-            .await
+        self.write(async |tx| {
+            mark_streams_of_failure(tx, id).await?;
+            delete(tx, &sql::FAILURES, id).await
+        })
+        .await
     }
 
     async fn get_deployment(&self, id: &str) -> StoreResult<Option<StoredDeployment>> {
@@ -347,6 +379,9 @@ impl Store for PostgresStore {
                     .await?;
                 }
             }
+            for repository in sql::distinct_repositories(&commits) {
+                execute(tx, &sql::mark_streams_of_repository(), &[&repository]).await?;
+            }
             Ok(new)
         })
         .await
@@ -384,6 +419,7 @@ impl Store for PostgresStore {
                 Some(tier) => execute(tx, sql::SET_ENV_TIER, &[&env, &tier.as_str()]).await?,
                 None => execute(tx, sql::DELETE_ENV_TIER, &[&env]).await?,
             };
+            execute(tx, &sql::mark_streams_of_env(), &[&env]).await?;
             Ok(changed > 0)
         })
         .await
@@ -451,6 +487,122 @@ impl Store for PostgresStore {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    async fn dirty_streams(&self) -> StoreResult<Vec<DirtyStream>> {
+        let rows = self.query(sql::DIRTY_STREAMS, &[]).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DirtyStream {
+                    stream: crate::rows::stream_key(row, 0)?,
+                    seq: row.required_int(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()> {
+        let mut streams = streams;
+        // One order for every transaction, so two of them never wait on each other.
+        streams.sort();
+        self.write(async |tx| {
+            for stream in &streams {
+                execute(tx, &sql::mark_stream(), &[&stream.service, &stream.env]).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn replace_stream_facts(
+        &self,
+        dirty: DirtyStream,
+        facts: Vec<DeploymentFact>,
+    ) -> StoreResult<bool> {
+        self.write(async |tx| {
+            let (service, env) = (&dirty.stream.service, dirty.stream.env_text());
+            if execute(tx, sql::CLAIM_STREAM, &[service, &env, &dirty.seq]).await? == 0 {
+                return Ok(false);
+            }
+            execute(tx, sql::DELETE_STREAM_FACTS, &[service, &env]).await?;
+            let put = tx.prepare_cached(&for_postgres(sql::PUT_FACT)).await?;
+            for f in &facts {
+                tx.execute(
+                    &put,
+                    &[
+                        &f.id,
+                        &f.finished_at,
+                        &f.service,
+                        &f.team,
+                        &f.env.as_deref().unwrap_or(""),
+                        &f.tier.as_str(),
+                        &f.project,
+                        &f.failed,
+                        &f.rework,
+                        &f.recovery_time,
+                        &encode_nanos(&f.lead_times),
+                        &encode_nanos(&f.merge_lead_times),
+                    ],
+                )
+                .await?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn stream_facts(&self, stream: &StreamKey) -> StoreResult<Vec<DeploymentFact>> {
+        let rows = self
+            .query(&sql::stream_facts(), &[&stream.service, &stream.env_text()])
+            .await?;
+        rows.iter().map(crate::rows::deployment_fact).collect()
+    }
+
+    async fn stream_deployments(&self, stream: &StreamKey) -> StoreResult<Vec<StoredDeployment>> {
+        let sql = sql::stream_deployments(stream.env.is_some());
+        let rows = match &stream.env {
+            Some(env) => self.query(&sql, &[&stream.service, env]).await?,
+            None => self.query(&sql, &[&stream.service]).await?,
+        };
+        rows.iter().map(crate::rows::deployment).collect()
+    }
+
+    async fn stream_repositories(&self) -> StoreResult<Vec<(StreamKey, String)>> {
+        let rows = self.query(sql::STREAM_REPOSITORIES, &[]).await?;
+        rows.iter()
+            .map(|row| Ok((crate::rows::stream_key(row, 0)?, row.required_text(2)?)))
+            .collect()
+    }
+
+    async fn read_facts(&self, query: &FactQuery) -> StoreResult<Vec<DeploymentFact>> {
+        let (sql, params) = sql::facts_query(sql::FACT_COLUMNS, query, Dialect::Postgres);
+        let sql = format!("{sql} ORDER BY f.finished_at, f.id");
+        self.query_with(&sql, &params, crate::rows::deployment_fact)
+            .await
+    }
+
+    async fn fact_streams(
+        &self,
+        query: &FactQuery,
+    ) -> StoreResult<Vec<(StreamKey, Option<String>)>> {
+        let (sql, params) = sql::facts_query(sql::FACT_STREAM_COLUMNS, query, Dialect::Postgres);
+        self.query_with(&sql, &params, crate::rows::stream_and_team)
+            .await
+    }
+
+    async fn settle_fact_setting(&self, name: &str, value: i64) -> StoreResult<bool> {
+        self.write(async |tx| {
+            let stored = query_opt(tx, sql::FACT_SETTING, &[&name]).await?;
+            if let Some(row) = stored {
+                if row.try_get::<_, i64>(0)? == value {
+                    return Ok(false);
+                }
+            }
+            execute(tx, sql::SET_FACT_SETTING, &[&name, &value]).await?;
+            execute(tx, &sql::mark_all_streams(), &[]).await?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.query("SELECT 1", &[]).await.map(drop)
     }
@@ -463,4 +615,44 @@ async fn delete(tx: &impl GenericClient, table: &EventTable, id: &str) -> StoreR
     let pk: i64 = row.try_get(0)?;
     execute(tx, &sql::delete_attrs(table), &[&pk]).await?;
     Ok(true)
+}
+
+/// Marks the stream a stored deployment is in, if it exists.
+async fn mark_stream_of_deployment(tx: &impl GenericClient, id: &str) -> StoreResult<()> {
+    if let Some(row) = query_opt(tx, sql::DEPLOYMENT_STREAM_BY_ID, &[&id]).await? {
+        let (service, env): (String, Option<String>) = (row.try_get(0)?, row.try_get(1)?);
+        execute(tx, &sql::mark_stream(), &[&service, &env]).await?;
+    }
+    Ok(())
+}
+
+/// Marks the streams a stored failure concerns, if it exists.
+async fn mark_streams_of_failure(tx: &impl GenericClient, id: &str) -> StoreResult<()> {
+    if let Some(row) = query_opt(tx, sql::FAILURE_SCOPE_BY_ID, &[&id]).await? {
+        let services = json_list_text(&row.try_get::<_, String>(0)?)?;
+        let (team, env): (Option<String>, Option<String>) = (row.try_get(1)?, row.try_get(2)?);
+        mark_failure_scope(tx, &services, team.as_deref(), env.as_deref()).await?;
+    }
+    Ok(())
+}
+
+/// Marks the streams a failure with these fields concerns: its services' (or, naming none,
+/// its team's) deployments, in its env when it has one.
+async fn mark_failure_scope(
+    tx: &impl GenericClient,
+    services: &[String],
+    team: Option<&str>,
+    env: Option<&str>,
+) -> StoreResult<()> {
+    if services.is_empty() {
+        if let Some(team) = team {
+            execute(tx, &sql::mark_streams_of_team(), &[&team, &env]).await?;
+        }
+        return Ok(());
+    }
+    // Sorted: transactions marking the same streams lock them in one order.
+    for service in sql::sorted_unique(services.iter().map(String::as_str)) {
+        execute(tx, &sql::mark_streams_of_service(), &[&service, &env]).await?;
+    }
+    Ok(())
 }

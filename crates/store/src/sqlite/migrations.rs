@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "env_tiers",
         include_str!("../../migrations/sqlite/0004_env_tiers.sql"),
     ),
+    (
+        5,
+        "deployment_facts",
+        include_str!("../../migrations/sqlite/0005_deployment_facts.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use dora_core::metrics::DeploymentFact;
 use dora_core::model::{
     Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, StoredDeployment,
 };
@@ -20,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::query_sql::{Dialect, SqlParam};
 use crate::rows::Columns;
 use crate::sql;
-use crate::{Store, StoreError, StoreResult, TokenRecord};
+use crate::{DirtyStream, FactQuery, Store, StoreError, StoreResult, StreamKey, TokenRecord};
 use rows::query_all;
 use writer::{WriteJob, WriteOp};
 
@@ -291,6 +292,92 @@ impl Store for SqliteStore {
             Ok(u64::try_from(count).unwrap_or(0))
         })
         .await
+    }
+
+    async fn dirty_streams(&self) -> StoreResult<Vec<DirtyStream>> {
+        self.read(|conn| {
+            query_all(conn, sql::DIRTY_STREAMS, [], |row| {
+                Ok(DirtyStream {
+                    stream: crate::rows::stream_key(row, 0)?,
+                    seq: row.required_int(2)?,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()> {
+        self.write(WriteOp::MarkDirty(streams)).await.map(drop)
+    }
+
+    async fn replace_stream_facts(
+        &self,
+        dirty: DirtyStream,
+        facts: Vec<DeploymentFact>,
+    ) -> StoreResult<bool> {
+        self.write(WriteOp::ReplaceFacts(dirty, facts))
+            .await
+            .map(|n| n > 0)
+    }
+
+    async fn stream_facts(&self, stream: &StreamKey) -> StoreResult<Vec<DeploymentFact>> {
+        let (service, env) = (stream.service.clone(), stream.env_text().to_string());
+        self.read(move |conn| {
+            query_all(conn, &sql::stream_facts(), [service, env], |row| {
+                crate::rows::deployment_fact(row)
+            })
+        })
+        .await
+    }
+
+    async fn stream_deployments(&self, stream: &StreamKey) -> StoreResult<Vec<StoredDeployment>> {
+        let stream = stream.clone();
+        self.read(move |conn| {
+            let sql = sql::stream_deployments(stream.env.is_some());
+            let map = |row: &rusqlite::Row<'_>| crate::rows::deployment(row);
+            match &stream.env {
+                Some(env) => query_all(conn, &sql, [&stream.service, env], map),
+                None => query_all(conn, &sql, [&stream.service], map),
+            }
+        })
+        .await
+    }
+
+    async fn stream_repositories(&self) -> StoreResult<Vec<(StreamKey, String)>> {
+        self.read(|conn| {
+            query_all(conn, sql::STREAM_REPOSITORIES, [], |row| {
+                Ok((crate::rows::stream_key(row, 0)?, row.required_text(2)?))
+            })
+        })
+        .await
+    }
+
+    async fn read_facts(&self, query: &FactQuery) -> StoreResult<Vec<DeploymentFact>> {
+        let (sql, params) = sql::facts_query(sql::FACT_COLUMNS, query, Dialect::Sqlite);
+        let sql = format!("{sql} ORDER BY f.finished_at, f.id");
+        self.read(move |conn| {
+            let params = rusqlite::params_from_iter(to_sql_values(params));
+            query_all(conn, &sql, params, |row| crate::rows::deployment_fact(row))
+        })
+        .await
+    }
+
+    async fn fact_streams(
+        &self,
+        query: &FactQuery,
+    ) -> StoreResult<Vec<(StreamKey, Option<String>)>> {
+        let (sql, params) = sql::facts_query(sql::FACT_STREAM_COLUMNS, query, Dialect::Sqlite);
+        self.read(move |conn| {
+            let params = rusqlite::params_from_iter(to_sql_values(params));
+            query_all(conn, &sql, params, |row| crate::rows::stream_and_team(row))
+        })
+        .await
+    }
+
+    async fn settle_fact_setting(&self, name: &str, value: i64) -> StoreResult<bool> {
+        self.write(WriteOp::SettleFactSetting(name.to_string(), value))
+            .await
+            .map(|n| n > 0)
     }
 
     async fn ping(&self) -> StoreResult<()> {

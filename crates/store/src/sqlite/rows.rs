@@ -17,6 +17,10 @@ impl Columns for Row<'_> {
     fn boolean(&self, index: usize) -> StoreResult<Option<bool>> {
         Ok(self.get(index)?)
     }
+
+    fn bytes(&self, index: usize) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.get(index)?)
+    }
 }
 
 /// Runs a query and maps every row with a shared mapper.

@@ -10,9 +10,11 @@ use dora_core::query::numeric_value;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::rows::to_json_list;
+use dora_core::metrics::DeploymentFact;
+
+use crate::rows::{encode_nanos, json_list_text, to_json_list};
 use crate::sql::{self, EventTable};
-use crate::{StoreError, StoreResult, TokenRecord};
+use crate::{DirtyStream, StoreError, StoreResult, StreamKey, TokenRecord};
 
 /// At most this many writes share one commit.
 const MAX_BATCH: usize = 1024;
@@ -30,6 +32,9 @@ pub enum WriteOp {
     },
     PutCommits(Vec<Commit>),
     SetEnvTier(String, Option<dora_core::tier::Tier>),
+    MarkDirty(Vec<StreamKey>),
+    ReplaceFacts(DirtyStream, Vec<DeploymentFact>),
+    SettleFactSetting(String, i64),
 }
 
 pub struct WriteJob {
@@ -90,16 +95,47 @@ fn apply(tx: &Connection, op: &WriteOp) -> StoreResult<u64> {
         WriteOp::PutDeployment(d) => put_deployment(tx, d).map(|()| 1),
         WriteOp::PutFailure(f) => put_failure(tx, f).map(|()| 1),
         WriteOp::PutCommits(commits) => put_commits(tx, commits),
-        WriteOp::SetEnvTier(env, Some(tier)) => Ok(tx
-            .prepare_cached(sql::SET_ENV_TIER)?
-            .execute(params![env, tier.as_str()])?
-            as u64),
-        WriteOp::SetEnvTier(env, None) => {
-            Ok(tx.prepare_cached(sql::DELETE_ENV_TIER)?.execute([env])? as u64)
+        WriteOp::SetEnvTier(env, tier) => {
+            let changed = match tier {
+                Some(tier) => tx
+                    .prepare_cached(sql::SET_ENV_TIER)?
+                    .execute(params![env, tier.as_str()])?,
+                None => tx.prepare_cached(sql::DELETE_ENV_TIER)?.execute([env])?,
+            };
+            tx.prepare_cached(&sql::mark_streams_of_env())?
+                .execute([env])?;
+            Ok(changed as u64)
         }
         WriteOp::Patch(selector, patch) => patch_deployment(tx, selector, patch),
-        WriteOp::DeleteDeployment(id) => delete(tx, &sql::DEPLOYMENTS, id),
-        WriteOp::DeleteFailure(id) => delete(tx, &sql::FAILURES, id),
+        WriteOp::DeleteDeployment(id) => {
+            mark_stream_of_deployment(tx, id)?;
+            delete(tx, &sql::DEPLOYMENTS, id)
+        }
+        WriteOp::DeleteFailure(id) => {
+            mark_streams_of_failure(tx, id)?;
+            delete(tx, &sql::FAILURES, id)
+        }
+        WriteOp::MarkDirty(streams) => {
+            let mut mark = tx.prepare_cached(&sql::mark_stream())?;
+            for stream in streams {
+                mark.execute(params![stream.service, stream.env])?;
+            }
+            Ok(streams.len() as u64)
+        }
+        WriteOp::ReplaceFacts(dirty, facts) => replace_facts(tx, dirty, facts),
+        WriteOp::SettleFactSetting(name, value) => {
+            let stored: Option<i64> = tx
+                .prepare_cached(sql::FACT_SETTING)?
+                .query_row([name], |row| row.get(0))
+                .optional()?;
+            if stored == Some(*value) {
+                return Ok(0);
+            }
+            tx.prepare_cached(sql::SET_FACT_SETTING)?
+                .execute(params![name, value])?;
+            tx.prepare_cached(&sql::mark_all_streams())?.execute([])?;
+            Ok(1)
+        }
         WriteOp::CreateToken { token, only_first } => {
             let sql = if *only_first {
                 sql::INSERT_FIRST_TOKEN
@@ -147,10 +183,18 @@ fn put_commits(tx: &Connection, commits: &[Commit]) -> StoreResult<u64> {
             update.execute(params![c.repository_id, c.sha, number, created, merged])?;
         }
     }
+    let mut mark = tx.prepare_cached(&sql::mark_streams_of_repository())?;
+    for repository in sql::distinct_repositories(commits) {
+        mark.execute([repository])?;
+    }
     Ok(new)
 }
 
 fn put_deployment(tx: &Connection, d: &Deployment) -> StoreResult<()> {
+    // A replacement may move the deployment to another stream: both change.
+    mark_stream_of_deployment(tx, &d.id)?;
+    tx.prepare_cached(&sql::mark_stream())?
+        .execute(params![d.service, d.env])?;
     let git = d.git.as_ref();
     let pk: i64 = tx.prepare_cached(sql::PUT_DEPLOYMENT)?.query_row(
         params![
@@ -174,6 +218,9 @@ fn put_deployment(tx: &Connection, d: &Deployment) -> StoreResult<()> {
 }
 
 fn put_failure(tx: &Connection, f: &Failure) -> StoreResult<()> {
+    // What the failure concerned before a replacement, and what it concerns now.
+    mark_streams_of_failure(tx, &f.id)?;
+    mark_failure_scope(tx, &f.services, f.team.as_deref(), f.env.as_deref())?;
     let git = f.git.as_ref();
     let pk: i64 = tx.prepare_cached(sql::PUT_FAILURE)?.query_row(
         params![
@@ -234,6 +281,11 @@ fn patch_deployment(
             .optional()?,
     };
     let Some(pk) = pk else { return Ok(0) };
+    let stream: (String, Option<String>) = tx
+        .prepare_cached(sql::DEPLOYMENT_STREAM_BY_PK)?
+        .query_row([pk], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    tx.prepare_cached(&sql::mark_stream())?
+        .execute(params![stream.0, stream.1])?;
     if let Some(change_failure) = patch.change_failure {
         tx.prepare_cached(sql::SET_CHANGE_FAILURE)?
             .execute(params![change_failure, pk])?;
@@ -258,5 +310,88 @@ fn delete(tx: &Connection, table: &EventTable, id: &str) -> StoreResult<u64> {
     let Some(pk) = pk else { return Ok(0) };
     tx.prepare_cached(&sql::delete_attrs(table))?
         .execute([pk])?;
+    Ok(1)
+}
+
+/// Marks the stream a stored deployment is in, if it exists.
+fn mark_stream_of_deployment(tx: &Connection, id: &str) -> StoreResult<()> {
+    let stream: Option<(String, Option<String>)> = tx
+        .prepare_cached(sql::DEPLOYMENT_STREAM_BY_ID)?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    if let Some((service, env)) = stream {
+        tx.prepare_cached(&sql::mark_stream())?
+            .execute(params![service, env])?;
+    }
+    Ok(())
+}
+
+/// Marks the streams a stored failure concerns, if it exists.
+fn mark_streams_of_failure(tx: &Connection, id: &str) -> StoreResult<()> {
+    let scope: Option<(String, Option<String>, Option<String>)> = tx
+        .prepare_cached(sql::FAILURE_SCOPE_BY_ID)?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?;
+    if let Some((services, team, env)) = scope {
+        let services = json_list_text(&services)?;
+        mark_failure_scope(tx, &services, team.as_deref(), env.as_deref())?;
+    }
+    Ok(())
+}
+
+/// Marks the streams a failure with these fields concerns: its services' (or, naming none,
+/// its team's) deployments, in its env when it has one.
+fn mark_failure_scope(
+    tx: &Connection,
+    services: &[String],
+    team: Option<&str>,
+    env: Option<&str>,
+) -> StoreResult<()> {
+    if services.is_empty() {
+        if let Some(team) = team {
+            tx.prepare_cached(&sql::mark_streams_of_team())?
+                .execute(params![team, env])?;
+        }
+        return Ok(());
+    }
+    let mut mark = tx.prepare_cached(&sql::mark_streams_of_service())?;
+    for service in sql::sorted_unique(services.iter().map(String::as_str)) {
+        mark.execute(params![service, env])?;
+    }
+    Ok(())
+}
+
+/// Replaces a stream's facts if no write has staled it since `dirty` was read: 1 if replaced.
+fn replace_facts(
+    tx: &Connection,
+    dirty: &DirtyStream,
+    facts: &[DeploymentFact],
+) -> StoreResult<u64> {
+    let (service, env) = (&dirty.stream.service, dirty.stream.env_text());
+    let claimed = tx
+        .prepare_cached(sql::CLAIM_STREAM)?
+        .execute(params![service, env, dirty.seq])?;
+    if claimed == 0 {
+        return Ok(0);
+    }
+    tx.prepare_cached(sql::DELETE_STREAM_FACTS)?
+        .execute(params![service, env])?;
+    let mut put = tx.prepare_cached(sql::PUT_FACT)?;
+    for f in facts {
+        put.execute(params![
+            f.id,
+            f.finished_at,
+            f.service,
+            f.team,
+            f.env.as_deref().unwrap_or(""),
+            f.tier.as_str(),
+            f.project,
+            f.failed,
+            f.rework,
+            f.recovery_time,
+            encode_nanos(&f.lead_times),
+            encode_nanos(&f.merge_lead_times),
+        ])?;
+    }
     Ok(1)
 }

@@ -1,0 +1,40 @@
+-- What derivation concludes about each deployment (change set lead times, failed, rework,
+-- recovery), kept on ingest so the metrics read these rows instead of re-deriving history.
+-- A stream is one service's deployments to one env ('' for deployments without env).
+CREATE TABLE deployment_facts (
+    id               TEXT    PRIMARY KEY,
+    service          TEXT    NOT NULL,
+    env              TEXT    NOT NULL,
+    team             TEXT,
+    finished_at      BIGINT  NOT NULL,
+    tier             TEXT    NOT NULL,
+    project          TEXT    COLLATE "C" NOT NULL,
+    failed           BOOLEAN NOT NULL,
+    rework           BOOLEAN NOT NULL,
+    recovery_time    BIGINT,
+    lead_times       BYTEA   NOT NULL,  -- little-endian i64 nanoseconds, ascending
+    merge_lead_times BYTEA   NOT NULL
+);
+CREATE INDEX deployment_facts_by_stream ON deployment_facts (service, env);
+CREATE INDEX deployment_facts_by_tier ON deployment_facts (tier, finished_at);
+CREATE INDEX deployment_facts_by_finished ON deployment_facts (finished_at);
+
+-- Streams whose facts are stale: every write that can change them bumps `seq` in its own
+-- transaction; a recomputation replaces the facts only if `seq` has not moved since it read.
+CREATE TABLE dirty_streams (
+    service TEXT   NOT NULL,
+    env     TEXT   NOT NULL,
+    seq     BIGINT NOT NULL,
+    PRIMARY KEY (service, env)
+);
+
+-- Settings the stored facts were derived with (the failure window); a change re-derives all.
+CREATE TABLE fact_settings (
+    name  TEXT   PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+
+CREATE INDEX deployments_by_repository ON deployments (repository_id, service, env);
+
+INSERT INTO dirty_streams (service, env, seq)
+    SELECT DISTINCT service, COALESCE(env, ''), 0 FROM deployments WHERE true;
