@@ -91,42 +91,55 @@ async fn verdicts_of(
     stream: &[StoredDeployment],
     window: Nanos,
 ) -> StoreResult<(Vec<Verdict>, Vec<Failure>)> {
-    let (verdicts, failures, _) = verdicts_and_neighbours(store, stream, window).await?;
+    let Some(first) = stream.first() else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let (verdicts, failures, _) =
+        verdicts_and_neighbours(store, &stream_key(first), stream, &[], window).await?;
+    let failures = failures
+        .into_iter()
+        .filter(|f| stream.iter().any(|s| concerns(f, s)))
+        .collect();
     Ok((verdicts, failures))
 }
 
-/// Verdicts of a whole stream, the failures that concern it, and the other streams those
-/// failures could be blamed on instead (their verdicts depend on this stream's deployments).
+/// Verdicts of a whole stream; the failures that concern it, or did when its deployments were
+/// of `former_teams` too; and the other streams those failures could be blamed on instead
+/// (their verdicts depend on this stream's deployments).
 async fn verdicts_and_neighbours(
     store: &dyn Store,
+    own: &StreamKey,
     stream: &[StoredDeployment],
+    former_teams: &[String],
     window: Nanos,
 ) -> StoreResult<(Vec<Verdict>, Vec<Failure>, BTreeSet<StreamKey>)> {
-    let Some(first) = stream.first() else {
-        return Ok((Vec::new(), Vec::new(), BTreeSet::new()));
-    };
-    let own = stream_key(first);
     // Failures naming this service or its teams; each is then attributed among all the
     // deployments it could concern, so that it is blamed on one deployment only.
-    let mut about = vec![Query::field("service", &first.deployment.service)];
-    let mut teams: Vec<&String> = stream
+    let mut teams: BTreeSet<&str> = stream
         .iter()
-        .filter_map(|d| d.deployment.team.as_ref())
+        .filter_map(|d| d.deployment.team.as_deref())
         .collect();
-    teams.sort();
-    teams.dedup();
-    about.extend(teams.into_iter().map(|team| Query::field("team", team)));
+    teams.extend(former_teams.iter().map(String::as_str));
+    let mut about = vec![Query::field("service", &own.service)];
+    about.extend(teams.iter().map(|team| Query::field("team", team)));
     let failures: Vec<Failure> = store
         .list_failures(&everything(Query::Or(about), SortField::StartedAt))
         .await?
         .into_iter()
-        .filter(|f| stream.iter().any(|s| concerns(f, s)))
+        .filter(|f| {
+            let named = if f.services.is_empty() {
+                f.team.as_deref().is_some_and(|t| teams.contains(t))
+            } else {
+                f.services.contains(&own.service)
+            };
+            named && (f.env.is_none() || f.env == own.env)
+        })
         .collect();
     let mut attributed: HashMap<String, Vec<(String, FailureRule)>> = HashMap::new();
     let mut neighbours = BTreeSet::new();
     for failure in &failures {
         let candidates = candidates_for(store, failure).await?;
-        neighbours.extend(candidates.iter().map(stream_key).filter(|key| *key != own));
+        neighbours.extend(candidates.iter().map(stream_key).filter(|key| key != own));
         let candidates: Vec<&StoredDeployment> = candidates.iter().collect();
         if let Some(attribution) = attribute_failure(failure, &candidates, window) {
             attributed
@@ -180,6 +193,10 @@ const FAILURE_WINDOW_SETTING: &str = "failure_window_ns";
 /// which repository each deploys from (a scan of every deployment).
 const FEW_STREAMS: usize = 32;
 
+/// Rounds of one refresh: enough for a failure to move between streams, few enough that a
+/// read never chases a stream of writes.
+const ROUNDS: usize = 4;
+
 /// How often one refresh re-derives a stream that writes keep staling before leaving it to
 /// the next refresh.
 const ATTEMPTS: usize = 3;
@@ -207,10 +224,25 @@ pub async fn refresh(store: &dyn Store, window: Nanos) -> StoreResult<usize> {
     // One refresh at a time in this process (the background one and those of reads would
     // otherwise all derive the same streams); other nodes are kept apart by the stores' `seq`.
     let _one_at_a_time = REFRESHING.lock().await;
-    let mut dirty = store.dirty_streams().await?;
-    if dirty.is_empty() {
-        return Ok(0);
+    let mut count = 0;
+    // Re-deriving a stream can stale its neighbours (a failure blamed elsewhere now): they
+    // are taken in the next round.
+    for _ in 0..ROUNDS {
+        let dirty = store.dirty_streams().await?;
+        if dirty.is_empty() {
+            break;
+        }
+        count += dirty.len();
+        rederive_all(store, dirty, window).await?;
     }
+    Ok(count)
+}
+
+async fn rederive_all(
+    store: &dyn Store,
+    mut dirty: Vec<DirtyStream>,
+    window: Nanos,
+) -> StoreResult<()> {
     let env_tiers: EnvTiers = store.env_tiers().await?.into_iter().collect();
     if dirty.len() > FEW_STREAMS {
         // Streams of one repository in a row, so its history is loaded once.
@@ -221,11 +253,10 @@ pub async fn refresh(store: &dyn Store, window: Nanos) -> StoreResult<usize> {
         });
     }
     let mut graph = GraphCache::default();
-    let count = dirty.len();
     for stale in dirty {
         rederive(store, stale, &env_tiers, window, &mut graph).await?;
     }
-    Ok(count)
+    Ok(())
 }
 
 /// The commit graph of the repository the last stream deployed from.
@@ -270,14 +301,17 @@ async fn rederive(
             .find_map(|d| d.deployment.git.as_ref().map(|g| g.repository_id.as_str()));
         let graph = graphs.of(store, repository).await?;
         let sets = change_sets(&stream, graph);
-        let (verdicts, _, neighbours) = verdicts_and_neighbours(store, &stream, window).await?;
+        // What was stored before: its teams' failures may have been blamed here.
+        let before = store.stream_facts(&stale.stream).await?;
+        let former_teams: Vec<String> = before.iter().filter_map(|f| f.team.clone()).collect();
+        let (verdicts, _, neighbours) =
+            verdicts_and_neighbours(store, &stale.stream, &stream, &former_teams, window).await?;
         let facts: Vec<DeploymentFact> = stream
             .iter()
             .zip(sets)
             .zip(verdicts)
             .map(|((stored, set), verdict)| fact_of(stored, &set, &verdict, env_tiers))
             .collect();
-        let before = store.stream_facts(&stale.stream).await?;
         let verdicts_moved = !same_verdicts(&before, &facts);
         if store.replace_stream_facts(stale.clone(), facts).await? {
             // A failure blamed here may have been blamed on a neighbour before (or the other

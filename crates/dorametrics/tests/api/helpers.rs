@@ -63,9 +63,13 @@ pub async fn token(store: &dyn Store, scopes: Vec<Scope>) -> String {
     token
 }
 
-/// Starts the server on port 0 over a fresh store of the test's backend: a new SQLite file, or a
-/// new PostgreSQL database (dropped with the app).
-pub async fn spawn_app() -> TestApp {
+/// A fresh store of the test's backend (a new SQLite file, or a new PostgreSQL database), with
+/// no server (and so no background re-derivation) on it; dropping the guard removes the data.
+pub async fn spawn_store() -> (Arc<dyn Store>, impl Send) {
+    fresh_store().await
+}
+
+async fn fresh_store() -> (Arc<dyn Store>, Database) {
     let backend = BACKEND.try_with(|backend| *backend).expect(
         "spawn_app() runs only inside a conformance test: list the test in its module's conformance!",
     );
@@ -89,6 +93,13 @@ pub async fn spawn_app() -> TestApp {
     let store = dora_store::open(&url)
         .await
         .unwrap_or_else(|e| panic!("open {}: {e}", dora_store::redact_url(&url)));
+    (store, database)
+}
+
+/// Starts the server on port 0 over a fresh store of the test's backend: a new SQLite file, or a
+/// new PostgreSQL database (dropped with the app).
+pub async fn spawn_app() -> TestApp {
+    let (store, database) = fresh_store().await;
     let admin = token(store.as_ref(), vec![Scope::Admin]).await;
     let read = token(store.as_ref(), vec![Scope::Read]).await;
     let write = token(store.as_ref(), vec![Scope::Write]).await;

@@ -36,6 +36,7 @@ mod datadog_events;
 mod datadog_list;
 mod datadog_patch;
 mod datadog_validation;
+mod facts;
 mod gitlab;
 mod metrics;
 mod reference;

@@ -1,0 +1,457 @@
+//! Derived facts kept on ingest: every write stales the streams it can change in its own
+//! transaction, a re-derivation is stored only if nothing staled the stream meanwhile, and the
+//! metrics read what was stored — never an answer older than the writes before the read.
+
+use dora_core::metrics::DeploymentFact;
+use dora_core::model::{Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, Git};
+use dora_core::query::Query;
+use dora_core::tier::Tier;
+use dora_store::{DirtyStream, FactQuery, Store, StreamKey};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, spawn_store, TestApp};
+
+/// 2025-01-01T00:00:00Z.
+const JAN1: i64 = 1_735_689_600;
+const SECOND: i64 = 1_000_000_000;
+const HOUR: i64 = 3600;
+
+fn stream(service: &str, env: Option<&str>) -> StreamKey {
+    StreamKey {
+        service: service.into(),
+        env: env.map(str::to_string),
+    }
+}
+
+fn deployment(id: &str, service: &str, env: Option<&str>, team: Option<&str>) -> Deployment {
+    Deployment {
+        id: id.into(),
+        service: service.into(),
+        env: env.map(str::to_string),
+        team: team.map(str::to_string),
+        version: None,
+        started_at: JAN1 * SECOND,
+        finished_at: JAN1 * SECOND + 60 * SECOND,
+        git: Some(Git {
+            repository_url: "https://github.com/acme/shop".into(),
+            repository_id: "github.com/acme/shop".into(),
+            commit_sha: "a".repeat(40),
+        }),
+        custom_tags: vec!["region:eu".into()],
+        source: "api".into(),
+    }
+}
+
+fn failure(id: &str, services: &[&str], team: Option<&str>, env: Option<&str>) -> Failure {
+    Failure {
+        id: id.into(),
+        name: None,
+        services: services.iter().map(|s| s.to_string()).collect(),
+        team: team.map(str::to_string),
+        env: env.map(str::to_string),
+        severity: None,
+        started_at: JAN1 * SECOND + HOUR * SECOND,
+        finished_at: None,
+        version: None,
+        git: None,
+        custom_tags: Vec::new(),
+        source: "api".into(),
+    }
+}
+
+fn fact(id: &str, service: &str, env: Option<&str>, lead_times: Vec<i64>) -> DeploymentFact {
+    DeploymentFact {
+        id: id.into(),
+        finished_at: JAN1 * SECOND + 60 * SECOND,
+        service: service.into(),
+        team: Some("backend".into()),
+        env: env.map(str::to_string),
+        tier: Tier::Production,
+        project: "acme/shop".into(),
+        failed: true,
+        rework: false,
+        lead_times,
+        merge_lead_times: vec![7],
+        recovery_time: Some(600 * SECOND),
+    }
+}
+
+/// The stale streams, without their sequence numbers.
+async fn dirty(store: &dyn Store) -> Vec<StreamKey> {
+    let mut streams: Vec<StreamKey> = store
+        .dirty_streams()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.stream)
+        .collect();
+    streams.sort();
+    streams
+}
+
+/// Marks every stream clean by storing no facts for it.
+async fn clean(store: &dyn Store) {
+    for stale in store.dirty_streams().await.unwrap() {
+        assert!(store.replace_stream_facts(stale, Vec::new()).await.unwrap());
+    }
+    assert!(dirty(store).await.is_empty());
+}
+
+async fn every_write_stales_the_streams_it_can_change() {
+    let (store, _data) = spawn_store().await;
+    let store = store.as_ref();
+    assert!(dirty(store).await.is_empty());
+
+    store
+        .put_deployment(deployment(
+            "d-shop-prod-000001",
+            "shop",
+            Some("prod"),
+            Some("backend"),
+        ))
+        .await
+        .unwrap();
+    store
+        .put_deployment(deployment(
+            "d-shop-none-000001",
+            "shop",
+            None,
+            Some("backend"),
+        ))
+        .await
+        .unwrap();
+    store
+        .put_deployment(deployment(
+            "d-cart-prod-000001",
+            "cart",
+            Some("prod"),
+            Some("web"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        dirty(store).await,
+        [
+            stream("cart", Some("prod")),
+            stream("shop", None),
+            stream("shop", Some("prod"))
+        ]
+    );
+
+    // A replacement that moves a deployment stales the stream it left and the one it joined.
+    clean(store).await;
+    store
+        .put_deployment(deployment(
+            "d-shop-prod-000001",
+            "shop",
+            Some("qa"),
+            Some("backend"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        dirty(store).await,
+        [stream("shop", Some("prod")), stream("shop", Some("qa"))]
+    );
+
+    // A failure stales its services' streams in its env, or all their envs without one.
+    clean(store).await;
+    store
+        .put_failure(failure("f-shop-000000001", &["shop"], None, Some("qa")))
+        .await
+        .unwrap();
+    assert_eq!(dirty(store).await, [stream("shop", Some("qa"))]);
+    clean(store).await;
+    store
+        .put_failure(failure("f-every-env-0001", &["shop", "cart"], None, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        dirty(store).await,
+        [
+            stream("cart", Some("prod")),
+            stream("shop", None),
+            stream("shop", Some("qa"))
+        ]
+    );
+    // Naming no service, it stales the streams its team deploys in.
+    clean(store).await;
+    store
+        .put_failure(failure("f-team-web-00001", &[], Some("web"), None))
+        .await
+        .unwrap();
+    assert_eq!(dirty(store).await, [stream("cart", Some("prod"))]);
+    // Replacing a failure stales what it concerned before as well as what it concerns now.
+    clean(store).await;
+    store
+        .put_failure(failure("f-team-web-00001", &["shop"], None, Some("qa")))
+        .await
+        .unwrap();
+    assert_eq!(
+        dirty(store).await,
+        [stream("cart", Some("prod")), stream("shop", Some("qa"))]
+    );
+    clean(store).await;
+    assert!(store.delete_failure("f-team-web-00001").await.unwrap());
+    assert_eq!(dirty(store).await, [stream("shop", Some("qa"))]);
+
+    // Commits stale every stream deploying from their repository.
+    clean(store).await;
+    store
+        .put_commits(vec![Commit {
+            repository_id: "github.com/acme/shop".into(),
+            sha: "a".repeat(40),
+            parents: Vec::new(),
+            authored_at: JAN1 * SECOND,
+            committed_at: JAN1 * SECOND,
+            author: None,
+            subject: None,
+            merge_request: None,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(dirty(store).await.len(), 3);
+
+    // PATCH, delete and an env's tier.
+    clean(store).await;
+    let patch = DeploymentPatch {
+        change_failure: Some(true),
+        remediation: None,
+    };
+    let selector = DeploymentSelector::Id("d-cart-prod-000001".into());
+    assert!(store.patch_deployment(selector, patch).await.unwrap());
+    assert_eq!(dirty(store).await, [stream("cart", Some("prod"))]);
+    clean(store).await;
+    assert!(store.delete_deployment("d-shop-none-000001").await.unwrap());
+    assert_eq!(dirty(store).await, [stream("shop", None)]);
+    clean(store).await;
+    store.set_env_tier("qa", Some(Tier::Testing)).await.unwrap();
+    assert_eq!(dirty(store).await, [stream("shop", Some("qa"))]);
+
+    // A changed derivation setting stales everything; the same one nothing.
+    clean(store).await;
+    store.settle_fact_setting("window", 1).await.unwrap();
+    clean(store).await;
+    assert!(!store.settle_fact_setting("window", 1).await.unwrap());
+    assert!(dirty(store).await.is_empty());
+    assert!(store.settle_fact_setting("window", 2).await.unwrap());
+    assert_eq!(dirty(store).await.len(), 2);
+}
+
+async fn a_re_derivation_overtaken_by_a_write_is_not_stored() {
+    let (store, _data) = spawn_store().await;
+    let store = store.as_ref();
+    let shop = stream("shop", Some("prod"));
+    store
+        .put_deployment(deployment(
+            "d-shop-prod-000001",
+            "shop",
+            Some("prod"),
+            Some("backend"),
+        ))
+        .await
+        .unwrap();
+    let read: DirtyStream = store.dirty_streams().await.unwrap().remove(0);
+    // A write arrives while the stream is being derived from what `read` saw.
+    store
+        .put_deployment(deployment(
+            "d-shop-prod-000002",
+            "shop",
+            Some("prod"),
+            Some("backend"),
+        ))
+        .await
+        .unwrap();
+    let stale_facts = vec![fact("d-shop-prod-000001", "shop", Some("prod"), vec![1])];
+    assert!(!store
+        .replace_stream_facts(read.clone(), stale_facts)
+        .await
+        .unwrap());
+    assert!(store.stream_facts(&shop).await.unwrap().is_empty());
+    assert_eq!(dirty(store).await, [shop.clone()]);
+
+    let again = store.dirty_streams().await.unwrap().remove(0);
+    assert_ne!(again.seq, read.seq);
+    let facts = vec![
+        fact(
+            "d-shop-prod-000001",
+            "shop",
+            Some("prod"),
+            vec![-5, 3, i64::MAX],
+        ),
+        fact("d-shop-prod-000002", "shop", Some("prod"), Vec::new()),
+    ];
+    assert!(store
+        .replace_stream_facts(again.clone(), facts.clone())
+        .await
+        .unwrap());
+    assert!(dirty(store).await.is_empty());
+    // Stored exactly, and replaced (not added to) by the next derivation.
+    assert_eq!(store.stream_facts(&shop).await.unwrap(), facts);
+    // A second store of the same derivation (another node) is refused: it is clean now.
+    assert!(!store.replace_stream_facts(again, facts).await.unwrap());
+    store.mark_streams_dirty(vec![shop.clone()]).await.unwrap();
+    let third = store.dirty_streams().await.unwrap().remove(0);
+    let fewer = vec![fact("d-shop-prod-000002", "shop", Some("prod"), vec![9])];
+    assert!(store
+        .replace_stream_facts(third, fewer.clone())
+        .await
+        .unwrap());
+    assert_eq!(store.stream_facts(&shop).await.unwrap(), fewer);
+}
+
+async fn stored_facts_are_read_by_range_tier_project_group_and_query() {
+    let (store, _data) = spawn_store().await;
+    let store = store.as_ref();
+    // Facts of deployments that exist (the query filter joins them).
+    let mut facts = Vec::new();
+    for (n, (service, env, project, tier)) in [
+        ("shop", "prod", "acme/shop", Tier::Production),
+        ("shop", "staging", "acme/shop", Tier::Staging),
+        ("api", "prod", "acme/platform/api", Tier::Production),
+        ("web", "prod", "acme-labs/web", Tier::Production),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("d-{service}-{env}-00000{n}");
+        let mut d = deployment(&id, service, Some(env), Some("backend"));
+        d.finished_at += n as i64 * HOUR * SECOND;
+        store.put_deployment(d.clone()).await.unwrap();
+        let mut f = fact(&id, service, Some(env), vec![n as i64]);
+        f.finished_at = d.finished_at;
+        f.project = project.into();
+        f.tier = tier;
+        facts.push(f);
+    }
+    for stale in store.dirty_streams().await.unwrap() {
+        let own: Vec<DeploymentFact> = facts
+            .iter()
+            .filter(|f| f.service == stale.stream.service && f.env == stale.stream.env)
+            .cloned()
+            .collect();
+        assert!(store.replace_stream_facts(stale, own).await.unwrap());
+    }
+    let ids =
+        |found: Vec<DeploymentFact>| -> Vec<String> { found.into_iter().map(|f| f.id).collect() };
+    let everything = FactQuery {
+        from: None,
+        to: None,
+        tiers: Vec::new(),
+        project: None,
+        group: None,
+        filter: Query::All,
+    };
+    assert_eq!(store.read_facts(&everything).await.unwrap(), facts);
+    let start = facts[1].finished_at;
+    let ranged = FactQuery {
+        from: Some(start),
+        to: Some(facts[3].finished_at),
+        ..everything.clone()
+    };
+    assert_eq!(
+        ids(store.read_facts(&ranged).await.unwrap()),
+        ["d-shop-staging-000001", "d-api-prod-000002"]
+    );
+    let production = FactQuery {
+        tiers: vec![Tier::Production],
+        ..everything.clone()
+    };
+    assert_eq!(store.read_facts(&production).await.unwrap().len(), 3);
+    // A group holds the projects below it, not a sibling sharing its prefix.
+    let acme = FactQuery {
+        group: Some("acme".into()),
+        ..everything.clone()
+    };
+    assert_eq!(
+        ids(store.read_facts(&acme).await.unwrap()),
+        [
+            "d-shop-prod-000000",
+            "d-shop-staging-000001",
+            "d-api-prod-000002"
+        ]
+    );
+    let project = FactQuery {
+        project: Some("acme/platform/api".into()),
+        ..everything.clone()
+    };
+    assert_eq!(
+        ids(store.read_facts(&project).await.unwrap()),
+        ["d-api-prod-000002"]
+    );
+    let query = FactQuery {
+        filter: Query::And(vec![
+            Query::field("env", "prod"),
+            Query::Not(Box::new(Query::field("service", "web"))),
+        ]),
+        ..everything.clone()
+    };
+    assert_eq!(
+        ids(store.read_facts(&query).await.unwrap()),
+        ["d-shop-prod-000000", "d-api-prod-000002"]
+    );
+    let mut streams = store.fact_streams(&acme).await.unwrap();
+    streams.sort();
+    assert_eq!(
+        streams,
+        [
+            (stream("api", Some("prod")), Some("backend".into())),
+            (stream("shop", Some("prod")), Some("backend".into())),
+            (stream("shop", Some("staging")), Some("backend".into())),
+        ]
+    );
+}
+
+async fn change_failure_rate(app: &TestApp, service: &str) -> Value {
+    let reply = app
+        .get(&format!(
+            "/api/v1/metrics?query=service:{service}&from=2025-01-01&to=2025-01-01&interval=all"
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["totals"]["change_failure_rate"].clone()
+}
+
+/// A failure naming two services is blamed on one deployment: when a deployment of the other
+/// service arrives closer to it, the blame moves — and the first stream, which no write
+/// touched, is re-derived too.
+async fn a_failure_moves_to_the_deployment_closer_to_it() {
+    let app = spawn_app().await;
+    let deploy = |id: &str, service: &str, finished: i64| {
+        json!({"id": id, "service": service, "env": "production",
+               "started_at": finished - 60, "finished_at": finished})
+    };
+    app.deploy(deploy("shop-deploy-000001", "shop", JAN1 + HOUR))
+        .await;
+    app.fail(
+        json!({"id": "outage-00000000001", "services": ["shop", "cart"],
+        "env": "production", "started_at": JAN1 + 3 * HOUR}),
+    )
+    .await;
+    assert_eq!(change_failure_rate(&app, "shop").await, json!(1.0));
+    assert_eq!(change_failure_rate(&app, "cart").await, Value::Null);
+
+    app.deploy(deploy("cart-deploy-000001", "cart", JAN1 + 2 * HOUR))
+        .await;
+    assert_eq!(change_failure_rate(&app, "cart").await, json!(1.0));
+    assert_eq!(change_failure_rate(&app, "shop").await, json!(0.0));
+
+    // And back, when that deployment goes away.
+    let reply = app
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v2/dora/deployment/cart-deploy-000001",
+            Some(&app.write),
+            None,
+        )
+        .await;
+    assert!(reply.status.is_success(), "{:?}", reply.body);
+    assert_eq!(change_failure_rate(&app, "shop").await, json!(1.0));
+}
+
+conformance!(
+    every_write_stales_the_streams_it_can_change,
+    a_re_derivation_overtaken_by_a_write_is_not_stored,
+    stored_facts_are_read_by_range_tier_project_group_and_query,
+    a_failure_moves_to_the_deployment_closer_to_it,
+);
