@@ -268,7 +268,7 @@ async fn a_re_derivation_overtaken_by_a_write_is_not_stored() {
         .await
         .unwrap());
     assert!(store.stream_facts(&shop).await.unwrap().is_empty());
-    assert_eq!(dirty(store).await, [shop.clone()]);
+    assert_eq!(dirty(store).await, std::slice::from_ref(&shop));
 
     let again = store.dirty_streams().await.unwrap().remove(0);
     assert_ne!(again.seq, read.seq);
