@@ -419,15 +419,7 @@ pub async fn facts(
     window: Nanos,
 ) -> StoreResult<(Vec<DeploymentFact>, Vec<FailureFact>)> {
     let deployments = deployment_facts(store, selection, from, to, window).await?;
-    let resolved: Vec<Failure> = store
-        .list_failures(&ListQuery {
-            to: Some(to),
-            ..everything(Query::All, SortField::StartedAt)
-        })
-        .await?
-        .into_iter()
-        .filter(|f| f.finished_at.is_some_and(|at| (from..to).contains(&at)))
-        .collect();
+    let resolved = store.failures_resolved(from, to).await?;
     if resolved.is_empty() {
         return Ok((deployments, Vec::new()));
     }

@@ -157,6 +157,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_failure(&self, id: &str) -> StoreResult<Option<Failure>>;
     async fn list_deployments(&self, query: &ListQuery) -> StoreResult<Vec<StoredDeployment>>;
     async fn list_failures(&self, query: &ListQuery) -> StoreResult<Vec<Failure>>;
+    /// Failures resolved (finished) in `[from, to)`, in resolution order.
+    async fn failures_resolved(&self, from: Nanos, to: Nanos) -> StoreResult<Vec<Failure>>;
 
     /// Inserts commits, ignoring those already stored (same repository and sha); returns how
     /// many were new. All or nothing.

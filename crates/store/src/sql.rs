@@ -87,6 +87,15 @@ pub const DEPLOYMENT_STREAM_BY_ID: &str = "SELECT service, env FROM deployments 
 pub const DEPLOYMENT_STREAM_BY_PK: &str = "SELECT service, env FROM deployments WHERE pk = ?1";
 /// What a failure concerns now (before a write changes or removes it).
 pub const FAILURE_SCOPE_BY_ID: &str = "SELECT services, team, env FROM failures WHERE id = ?1";
+/// Failures resolved in `[?1, ?2)`.
+pub fn failures_resolved() -> String {
+    format!(
+        "SELECT {} FROM failures e WHERE e.finished_at >= ?1 AND e.finished_at < ?2 \
+         ORDER BY e.finished_at, e.pk",
+        FAILURES.columns
+    )
+}
+
 pub const DEPLOYMENT_PK_BY_ID: &str = "SELECT pk FROM deployments WHERE id = ?1";
 /// The most recently finished deployment of a service, env and version.
 pub const DEPLOYMENT_PK_BY_VERSION: &str = "SELECT pk FROM deployments \
@@ -109,8 +118,10 @@ pub const SET_ENV_TIER: &str = "INSERT INTO env_tiers (env, tier) VALUES (?1, ?2
     ON CONFLICT (env) DO UPDATE SET tier = excluded.tier";
 pub const DELETE_ENV_TIER: &str = "DELETE FROM env_tiers WHERE env = ?1";
 
-pub const PROJECT_SOURCES: &str =
-    "SELECT DISTINCT repository_id, service FROM deployments ORDER BY 1, 2";
+pub const PROJECT_SOURCES: &str = "SELECT NULLIF(repository_id, ''), service \
+    FROM project_sources ORDER BY repository_id, service";
+pub const PUT_PROJECT_SOURCE: &str = "INSERT INTO project_sources (repository_id, service) \
+    VALUES (COALESCE(?1, ''), ?2) ON CONFLICT (repository_id, service) DO NOTHING";
 
 pub const INSERT_TOKEN: &str = "INSERT INTO tokens (name, hash, scopes, created_at, \
     restrictions) VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -298,9 +309,10 @@ pub fn facts_query(what: &str, query: &FactQuery, dialect: Dialect) -> (String, 
             params.len() + 1,
         );
         params.extend(filter.params);
+        // Not correlated: the database finds the matching deployments once, however it can.
         let _ = write!(
             sql,
-            " AND EXISTS (SELECT 1 FROM deployments e WHERE e.id = f.id AND ({}))",
+            " AND f.id IN (SELECT e.id FROM deployments e WHERE {})",
             filter.sql
         );
     }

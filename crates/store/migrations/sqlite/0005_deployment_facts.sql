@@ -38,3 +38,14 @@ CREATE INDEX deployments_by_repository ON deployments (repository_id, service, e
 
 INSERT INTO dirty_streams (service, env, seq)
     SELECT DISTINCT service, COALESCE(env, ''), 0 FROM deployments WHERE true;
+
+-- What projects are made of: every (repository id, service) a deployment has named, kept by
+-- each deployment write so listing projects needs no scan of the deployments. A pair stays
+-- when its deployments are deleted, as a GitLab project stays without deployments.
+CREATE TABLE project_sources (
+    repository_id TEXT NOT NULL,  -- '' for deployments without git
+    service       TEXT NOT NULL,
+    PRIMARY KEY (repository_id, service)
+);
+INSERT INTO project_sources (repository_id, service)
+    SELECT DISTINCT COALESCE(repository_id, ''), service FROM deployments WHERE true;

@@ -14,6 +14,7 @@ use dora_core::model::{
 };
 use dora_core::query::numeric_value;
 use dora_core::tier::Tier;
+use dora_core::time::Nanos;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
@@ -221,6 +222,12 @@ impl Store for PostgresStore {
             .await?
             .ok_or_else(|| StoreError::Database("upsert returned no row".into()))?;
             let pk: i64 = row.try_get(0)?;
+            execute(
+                tx,
+                sql::PUT_PROJECT_SOURCE,
+                &[&git.map(|g| &g.repository_id), &d.service],
+            )
+            .await?;
             put_attrs(tx, &sql::DEPLOYMENTS, pk, &deployment_attributes(&d)).await
         })
         .await
@@ -336,6 +343,11 @@ impl Store for PostgresStore {
 
     async fn list_failures(&self, query: &ListQuery) -> StoreResult<Vec<Failure>> {
         self.list(query, &sql::FAILURES, crate::rows::failure).await
+    }
+
+    async fn failures_resolved(&self, from: Nanos, to: Nanos) -> StoreResult<Vec<Failure>> {
+        let rows = self.query(&sql::failures_resolved(), &[&from, &to]).await?;
+        rows.iter().map(crate::rows::failure).collect()
     }
 
     async fn put_commits(&self, commits: Vec<Commit>) -> StoreResult<u64> {

@@ -15,6 +15,7 @@ use dora_core::model::{
     Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, StoredDeployment,
 };
 use dora_core::tier::Tier;
+use dora_core::time::Nanos;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
@@ -204,6 +205,15 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let params = rusqlite::params_from_iter(to_sql_values(params));
             query_all(conn, &sql, params, |row| crate::rows::failure(row))
+        })
+        .await
+    }
+
+    async fn failures_resolved(&self, from: Nanos, to: Nanos) -> StoreResult<Vec<Failure>> {
+        self.read(move |conn| {
+            query_all(conn, &sql::failures_resolved(), [from, to], |row| {
+                crate::rows::failure(row)
+            })
         })
         .await
     }

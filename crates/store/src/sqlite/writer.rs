@@ -214,6 +214,8 @@ fn put_deployment(tx: &Connection, d: &Deployment) -> StoreResult<()> {
         ],
         |row| row.get(0),
     )?;
+    tx.prepare_cached(sql::PUT_PROJECT_SOURCE)?
+        .execute(params![git.map(|g| &g.repository_id), d.service])?;
     put_attrs(tx, &sql::DEPLOYMENTS, pk, &deployment_attributes(d))
 }
 
