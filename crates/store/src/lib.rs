@@ -141,6 +141,8 @@ pub struct FactQuery {
 pub trait Store: Send + Sync + 'static {
     /// Inserts the deployment, or replaces the one with the same id (keeping PATCH data).
     async fn put_deployment(&self, deployment: Deployment) -> StoreResult<()>;
+    /// [`Store::put_deployment`] for each, in order, in one transaction: all or none.
+    async fn put_deployments(&self, deployments: Vec<Deployment>) -> StoreResult<()>;
     /// Inserts the failure, or replaces the one with the same id (that is how one gets resolved).
     async fn put_failure(&self, failure: Failure) -> StoreResult<()>;
     /// Applies a PATCH; `false` when no deployment matches the selector.

@@ -31,6 +31,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod bulk_deployments;
 mod commits;
 mod datadog_events;
 mod datadog_list;

@@ -73,11 +73,18 @@ fn check_order(
 pub fn deployment(document: &Value) -> Result<(Option<String>, Deployment), Problem> {
     let (data, attributes) = attributes(document)?;
     data.expect_type("dora_deployment", false)?;
-    let id = event_id(&attributes)?;
+    deployment_fields(&attributes)
+}
+
+/// The attributes of a deployment (also one element of a bulk import).
+pub(crate) fn deployment_fields(
+    attributes: &Object<'_>,
+) -> Result<(Option<String>, Deployment), Problem> {
+    let id = event_id(attributes)?;
     let service = attributes.required_text("service")?;
     let started_at = attributes.required_timestamp("started_at")?;
     let finished_at = attributes.required_timestamp("finished_at")?;
-    check_order(&attributes, started_at, Some(finished_at))?;
+    check_order(attributes, started_at, Some(finished_at))?;
     let deployment = Deployment {
         id: id.clone().unwrap_or_default(),
         service,
@@ -86,7 +93,7 @@ pub fn deployment(document: &Value) -> Result<(Option<String>, Deployment), Prob
         version: attributes.text("version")?,
         started_at,
         finished_at,
-        git: git(&attributes)?,
+        git: git(attributes)?,
         custom_tags: attributes.custom_tags()?,
         source: SOURCE.to_string(),
     };

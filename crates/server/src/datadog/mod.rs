@@ -1,7 +1,7 @@
 //! The Datadog-compatible DORA API (`/api/v2/dora/*`): what the official Datadog clients and
 //! `datadog-ci` speak.
 
-mod decode;
+pub(crate) mod decode;
 mod encode;
 /// Shared with the native API, whose intake reports problems the same way.
 pub(crate) mod fields;
@@ -45,7 +45,7 @@ fn accepted(kind: &str, id: &str) -> Response {
     response
 }
 
-fn new_deployment_id() -> String {
+pub(crate) fn new_deployment_id() -> String {
     hex::encode(rand::random::<[u8; 8]>())
 }
 

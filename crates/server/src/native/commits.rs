@@ -2,19 +2,16 @@
 //! git --url`), as NDJSON or a JSON array; `POST /api/v1/commits/known` tells a pusher which
 //! commits are already there, so it can send only what is new.
 
-use std::fmt;
-
 use axum::extract::{Request, State};
-use axum::http::header;
 use axum::routing::post;
 use axum::{Json, Router};
 use dora_core::model::{normalise_commit_sha, Commit, MergeRequest, Scope};
 use dora_core::repo::parse_repository;
-use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{json, Value};
 
+use super::bulk;
 use crate::auth::Caller;
-use crate::body::{read_limited, JsonBody};
+use crate::body::JsonBody;
 use crate::datadog::fields::Object;
 use crate::error::{ApiError, Problem};
 use crate::AppState;
@@ -38,13 +35,7 @@ async fn put_commits(
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::Write)?;
-    let ndjson = is_ndjson(&request);
-    let bytes = read_limited(request, MAX_COMMITS_BODY_BYTES).await?;
-    let commits = if ndjson {
-        decode_ndjson(&bytes)?
-    } else {
-        decode_array(&bytes)?
-    };
+    let commits = bulk::decode(request, MAX_COMMITS_BODY_BYTES, "commit", commit_fields).await?;
     let received = commits.len();
     let new = state.store.put_commits(commits).await?;
     Ok(Json(json!({ "received": received, "new": new })))
@@ -80,114 +71,6 @@ async fn known_commits(
         .collect::<Result<Vec<_>, _>>()?;
     let known = state.store.known_commits(&repository_id, &shas).await?;
     Ok(Json(json!({ "known": known })))
-}
-
-/// `application/x-ndjson` (or `application/ndjson`): one commit per line; anything else is JSON.
-fn is_ndjson(request: &Request) -> bool {
-    let Some(value) = request.headers().get(header::CONTENT_TYPE) else {
-        return false;
-    };
-    let essence = value.to_str().unwrap_or("").split(';').next().unwrap_or("");
-    let essence = essence.trim().to_ascii_lowercase();
-    essence == "application/x-ndjson" || essence == "application/ndjson"
-}
-
-/// One commit per line; blank lines are skipped. A problem names its line, and its pointer
-/// counts lines from 0 as if they were the elements of an array.
-fn decode_ndjson(bytes: &[u8]) -> Result<Vec<Commit>, Problem> {
-    let mut commits = Vec::new();
-    for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let place = format!("line {}", index + 1);
-        let value: Value = serde_json::from_slice(line).map_err(|error| {
-            Problem::at(
-                format!("/{index}"),
-                format!("{place} is not valid JSON: {error}"),
-            )
-        })?;
-        commits.push(decode_commit(&value, index, &place)?);
-    }
-    Ok(commits)
-}
-
-/// A JSON array of commits, decoded element by element so a big body never exists as one
-/// `Value` tree.
-fn decode_array(bytes: &[u8]) -> Result<Vec<Commit>, Problem> {
-    let mut problem = None;
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let decoded = CommitArray {
-        problem: &mut problem,
-    }
-    .deserialize(&mut deserializer)
-    .and_then(|commits| deserializer.end().map(|()| commits));
-    match (decoded, problem) {
-        (_, Some(problem)) => Err(problem),
-        (Ok(commits), None) => Ok(commits),
-        (Err(error), None) => {
-            let detail = if error.is_data() {
-                format!(
-                    "The request body must be a JSON array of commits, or NDJSON sent as \
-                     application/x-ndjson: {error}"
-                )
-            } else {
-                format!("The request body is not valid JSON: {error}")
-            };
-            Err(Problem::body(detail))
-        }
-    }
-}
-
-/// Deserialises the array, keeping the first invalid commit's [`Problem`] aside: serde's own
-/// error type cannot carry a pointer.
-struct CommitArray<'p> {
-    problem: &'p mut Option<Problem>,
-}
-
-impl<'de> DeserializeSeed<'de> for CommitArray<'_> {
-    type Value = Vec<Commit>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Vec<Commit>, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CommitArray<'_> {
-    type Value = Vec<Commit>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("an array of commit objects")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Commit>, A::Error> {
-        let mut commits = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(value) = seq.next_element::<Value>()? {
-            let index = commits.len();
-            match decode_commit(&value, index, &format!("commit [{index}]")) {
-                Ok(commit) => commits.push(commit),
-                Err(problem) => {
-                    *self.problem = Some(problem);
-                    return Err(de::Error::custom("invalid commit"));
-                }
-            }
-        }
-        Ok(commits)
-    }
-}
-
-/// One commit at position `index` of the body; `place` ("line 4", "commit [3]") starts every
-/// complaint so it names the commit even where the pointer is not shown.
-fn decode_commit(value: &Value, index: usize, place: &str) -> Result<Commit, Problem> {
-    let in_place = |problem: Problem| Problem {
-        detail: format!("{place}: {}", problem.detail),
-        ..problem
-    };
-    let object = Object::element(value, format!("/{index}"), "a commit").map_err(in_place)?;
-    commit_fields(&object).map_err(in_place)
 }
 
 fn commit_fields(object: &Object<'_>) -> Result<Commit, Problem> {
@@ -273,6 +156,14 @@ fn repository_id(object: &Object<'_>) -> Result<String, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decode_array(bytes: &[u8]) -> Result<Vec<Commit>, Problem> {
+        bulk::decode_bytes(bytes, false, "commit", commit_fields)
+    }
+
+    fn decode_ndjson(bytes: &[u8]) -> Result<Vec<Commit>, Problem> {
+        bulk::decode_bytes(bytes, true, "commit", commit_fields)
+    }
 
     const SHA: &str = "66adc9350f2cc9b250b69abddab733dd55e1a588";
     const PARENT: &str = "0123456789abcdef0123456789abcdef01234567";

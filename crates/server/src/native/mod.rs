@@ -1,7 +1,9 @@
 //! The native API (`/api/v1`): what the Datadog and GitLab surfaces do not cover.
 
 mod admin;
+mod bulk;
 mod commits;
+mod deployments;
 mod explain;
 mod metrics;
 mod projects;
@@ -14,6 +16,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(admin::routes())
         .merge(commits::routes())
+        .merge(deployments::routes())
         .merge(explain::routes())
         .merge(metrics::routes())
         .merge(projects::routes())

@@ -195,40 +195,15 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn put_deployment(&self, d: Deployment) -> StoreResult<()> {
+        self.write(async |tx| put_deployment(tx, &d).await).await
+    }
+
+    async fn put_deployments(&self, deployments: Vec<Deployment>) -> StoreResult<()> {
         self.write(async |tx| {
-            // A replacement may move the deployment to another stream: both change.
-            mark_stream_of_deployment(tx, &d.id).await?;
-            execute(tx, &sql::mark_stream(), &[&d.service, &d.env]).await?;
-            let git = d.git.as_ref();
-            let row = query_opt(
-                tx,
-                sql::PUT_DEPLOYMENT,
-                &[
-                    &d.id,
-                    &d.service,
-                    &d.env,
-                    &d.team,
-                    &d.version,
-                    &d.started_at,
-                    &d.finished_at,
-                    &git.map(|g| &g.repository_url),
-                    &git.map(|g| &g.repository_id),
-                    &git.map(|g| &g.commit_sha),
-                    &to_json_list(&d.custom_tags),
-                    &d.source,
-                    &dora_core::time::now(),
-                ],
-            )
-            .await?
-            .ok_or_else(|| StoreError::Database("upsert returned no row".into()))?;
-            let pk: i64 = row.try_get(0)?;
-            execute(
-                tx,
-                sql::PUT_PROJECT_SOURCE,
-                &[&git.map(|g| &g.repository_id), &d.service],
-            )
-            .await?;
-            put_attrs(tx, &sql::DEPLOYMENTS, pk, &deployment_attributes(&d)).await
+            for d in &deployments {
+                put_deployment(tx, d).await?;
+            }
+            Ok(())
         })
         .await
     }
@@ -667,4 +642,41 @@ async fn mark_failure_scope(
         execute(tx, &sql::mark_streams_of_service(), &[&service, &env]).await?;
     }
     Ok(())
+}
+
+/// Inserts or replaces one deployment inside a transaction.
+async fn put_deployment(tx: &impl GenericClient, d: &Deployment) -> StoreResult<()> {
+    // A replacement may move the deployment to another stream: both change.
+    mark_stream_of_deployment(tx, &d.id).await?;
+    execute(tx, &sql::mark_stream(), &[&d.service, &d.env]).await?;
+    let git = d.git.as_ref();
+    let row = query_opt(
+        tx,
+        sql::PUT_DEPLOYMENT,
+        &[
+            &d.id,
+            &d.service,
+            &d.env,
+            &d.team,
+            &d.version,
+            &d.started_at,
+            &d.finished_at,
+            &git.map(|g| &g.repository_url),
+            &git.map(|g| &g.repository_id),
+            &git.map(|g| &g.commit_sha),
+            &to_json_list(&d.custom_tags),
+            &d.source,
+            &dora_core::time::now(),
+        ],
+    )
+    .await?
+    .ok_or_else(|| StoreError::Database("upsert returned no row".into()))?;
+    let pk: i64 = row.try_get(0)?;
+    execute(
+        tx,
+        sql::PUT_PROJECT_SOURCE,
+        &[&git.map(|g| &g.repository_id), &d.service],
+    )
+    .await?;
+    put_attrs(tx, &sql::DEPLOYMENTS, pk, &deployment_attributes(d)).await
 }

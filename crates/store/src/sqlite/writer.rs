@@ -21,6 +21,7 @@ const MAX_BATCH: usize = 1024;
 
 pub enum WriteOp {
     PutDeployment(Deployment),
+    PutDeployments(Vec<Deployment>),
     PutFailure(Failure),
     Patch(DeploymentSelector, DeploymentPatch),
     DeleteDeployment(String),
@@ -93,6 +94,12 @@ fn commit(conn: &mut Connection, batch: &[WriteJob]) -> Vec<StoreResult<u64>> {
 fn apply(tx: &Connection, op: &WriteOp) -> StoreResult<u64> {
     match op {
         WriteOp::PutDeployment(d) => put_deployment(tx, d).map(|()| 1),
+        WriteOp::PutDeployments(deployments) => {
+            for d in deployments {
+                put_deployment(tx, d)?;
+            }
+            Ok(deployments.len() as u64)
+        }
         WriteOp::PutFailure(f) => put_failure(tx, f).map(|()| 1),
         WriteOp::PutCommits(commits) => put_commits(tx, commits),
         WriteOp::SetEnvTier(env, tier) => {

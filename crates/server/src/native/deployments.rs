@@ -1,0 +1,44 @@
+//! `POST /api/v1/deployments`: deployments in bulk (a history backfilled, an export from another
+//! tool), as NDJSON or a JSON array of what `POST /api/v2/dora/deployment` takes as
+//! `data.attributes`, validated the same way; all stored in one transaction, or none.
+
+use axum::extract::{Request, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use dora_core::model::{Deployment, Scope};
+use serde_json::{json, Value};
+
+use super::bulk;
+use crate::auth::Caller;
+use crate::datadog::decode::deployment_fields;
+use crate::datadog::fields::Object;
+use crate::datadog::new_deployment_id;
+use crate::error::{ApiError, Problem};
+use crate::AppState;
+
+/// The same limit as commit pushes: well over 100 000 deployments.
+pub const MAX_DEPLOYMENTS_BODY_BYTES: usize = super::commits::MAX_COMMITS_BODY_BYTES;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/deployments", post(put_deployments))
+}
+
+async fn put_deployments(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::Write)?;
+    let deployments =
+        bulk::decode(request, MAX_DEPLOYMENTS_BODY_BYTES, "deployment", with_id).await?;
+    let ids: Vec<String> = deployments.iter().map(|d| d.id.clone()).collect();
+    state.store.put_deployments(deployments).await?;
+    Ok(Json(json!({ "received": ids.len(), "ids": ids })))
+}
+
+/// One deployment, with an id generated when it has none (as the single-event endpoint does).
+fn with_id(attributes: &Object<'_>) -> Result<Deployment, Problem> {
+    let (id, mut deployment) = deployment_fields(attributes)?;
+    deployment.id = id.unwrap_or_else(new_deployment_id);
+    Ok(deployment)
+}
