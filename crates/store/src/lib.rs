@@ -115,7 +115,7 @@ impl StreamKey {
     }
 }
 
-/// A stream whose facts are stale, as of the write that bumped `seq`.
+/// A stream whose facts are stale, as of its newest mark `seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirtyStream {
     pub stream: StreamKey,
@@ -193,8 +193,9 @@ pub trait Store: Send + Sync + 'static {
     async fn dirty_streams(&self) -> StoreResult<Vec<DirtyStream>>;
     /// Marks streams stale (a recomputation found it changed what other streams depend on).
     async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()>;
-    /// Replaces the facts of a stream — only if it is still dirty as of `dirty.seq`, which
-    /// then makes it clean; `false` (nothing written) when a write has staled it again since.
+    /// Replaces the facts of a stream — only if its newest mark is still `dirty.seq` (no write
+    /// since, no other re-derivation stored since), which then makes it clean; `false`
+    /// (nothing written) otherwise.
     async fn replace_stream_facts(
         &self,
         dirty: DirtyStream,

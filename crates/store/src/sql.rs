@@ -167,8 +167,7 @@ pub fn distinct_repositories(commits: &[Commit]) -> Vec<&str> {
     sorted_unique(commits.iter().map(|c| c.repository_id.as_str()))
 }
 
-/// Each name once, in order: transactions that mark the same streams then lock their rows in
-/// one order and cannot deadlock each other on PostgreSQL.
+/// Each name once, in order.
 pub fn sorted_unique<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     let mut names: Vec<&str> = names.into_iter().collect();
     names.sort_unstable();
@@ -176,53 +175,51 @@ pub fn sorted_unique<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a st
     names
 }
 
-/// Bumps a stream's staleness (inserting it when clean); shared tail of the `MARK_*` statements.
-const ON_MARKED: &str = " ON CONFLICT (service, env) DO UPDATE SET seq = dirty_streams.seq + 1";
 /// The streams a write can change, as `(service, env or '')`: selected from `deployments`.
-const MARK_SELECTED: &str = "INSERT INTO dirty_streams (service, env, seq) \
-    SELECT DISTINCT service, COALESCE(env, ''), 0 FROM deployments";
+const MARK_SELECTED: &str = "INSERT INTO dirty_streams (service, env) \
+    SELECT DISTINCT service, COALESCE(env, '') FROM deployments";
 
 /// One stream (`?2` NULL: the deployments without env).
-pub fn mark_stream() -> String {
-    format!(
-        "INSERT INTO dirty_streams (service, env, seq) VALUES (?1, COALESCE(?2, ''), 0){ON_MARKED}"
-    )
-}
+pub const MARK_STREAM: &str =
+    "INSERT INTO dirty_streams (service, env) VALUES (?1, COALESCE(?2, ''))";
 
 /// Every stream of a service, or only its stream in env `?2` when not NULL.
 pub fn mark_streams_of_service() -> String {
-    format!(
-        "{MARK_SELECTED} WHERE service = ?1 AND (CAST(?2 AS TEXT) IS NULL OR env = ?2){ON_MARKED}"
-    )
+    format!("{MARK_SELECTED} WHERE service = ?1 AND (CAST(?2 AS TEXT) IS NULL OR env = ?2)")
 }
 
 /// Every stream holding a deployment of team `?1` (in env `?2` when not NULL).
 pub fn mark_streams_of_team() -> String {
     format!(
         "{MARK_SELECTED} WHERE pk IN (SELECT owner_pk FROM deployment_attrs \
-         WHERE key = 'team' AND value = ?1) AND (CAST(?2 AS TEXT) IS NULL OR env = ?2){ON_MARKED}"
+         WHERE key = 'team' AND value = ?1) AND (CAST(?2 AS TEXT) IS NULL OR env = ?2)"
     )
 }
 
 /// Every stream deploying from a repository (its commits changed).
 pub fn mark_streams_of_repository() -> String {
-    format!("{MARK_SELECTED} WHERE repository_id = ?1{ON_MARKED}")
+    format!("{MARK_SELECTED} WHERE repository_id = ?1")
 }
 
 /// Every stream of an env (its tier changed).
 pub fn mark_streams_of_env() -> String {
-    format!("{MARK_SELECTED} WHERE env = ?1{ON_MARKED}")
+    format!("{MARK_SELECTED} WHERE env = ?1")
 }
 
 /// Every stream (the derivation settings changed).
 pub fn mark_all_streams() -> String {
-    format!("{MARK_SELECTED} WHERE true{ON_MARKED}")
+    format!("{MARK_SELECTED} WHERE true")
 }
 
-pub const DIRTY_STREAMS: &str = "SELECT service, env, seq FROM dirty_streams ORDER BY service, env";
-/// Takes a stream off the dirty list only if no write has bumped it since it was read.
+/// Each stale stream once, with the newest mark.
+pub const DIRTY_STREAMS: &str = "SELECT service, env, MAX(seq) FROM dirty_streams \
+    GROUP BY service, env ORDER BY service, env";
+/// Whether a write marked the stream after mark `?3` (then a re-derivation is out of date).
+pub const MARKED_SINCE: &str = "SELECT EXISTS (SELECT 1 FROM dirty_streams \
+    WHERE service = ?1 AND env = ?2 AND seq > ?3)";
+/// Removes the marks a re-derivation saw; none left means another one stored a newer answer.
 pub const CLAIM_STREAM: &str =
-    "DELETE FROM dirty_streams WHERE service = ?1 AND env = ?2 AND seq = ?3";
+    "DELETE FROM dirty_streams WHERE service = ?1 AND env = ?2 AND seq <= ?3";
 pub const DELETE_STREAM_FACTS: &str =
     "DELETE FROM deployment_facts WHERE service = ?1 AND env = ?2";
 pub const PUT_FACT: &str = "INSERT INTO deployment_facts (id, finished_at, service, team, env, \

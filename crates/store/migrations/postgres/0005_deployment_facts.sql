@@ -19,14 +19,16 @@ CREATE INDEX deployment_facts_by_stream ON deployment_facts (service, env);
 CREATE INDEX deployment_facts_by_tier ON deployment_facts (tier, finished_at);
 CREATE INDEX deployment_facts_by_finished ON deployment_facts (finished_at);
 
--- Streams whose facts are stale: every write that can change them bumps `seq` in its own
--- transaction; a recomputation replaces the facts only if `seq` has not moved since it read.
+-- Streams whose facts are stale: every write that can change a stream appends a row in its own
+-- transaction (appends only, so concurrent writers never wait on each other); a
+-- re-derivation is stored only if the newest row it saw is still there and none came after,
+-- and it removes the rows it saw. `seq` only grows (never reused).
 CREATE TABLE dirty_streams (
-    service TEXT   NOT NULL,
-    env     TEXT   NOT NULL,
-    seq     BIGINT NOT NULL,
-    PRIMARY KEY (service, env)
+    seq     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    service TEXT NOT NULL,
+    env     TEXT NOT NULL
 );
+CREATE INDEX dirty_streams_by_stream ON dirty_streams (service, env, seq);
 
 -- Settings the stored facts were derived with (the failure window); a change re-derives all.
 CREATE TABLE fact_settings (
@@ -36,8 +38,8 @@ CREATE TABLE fact_settings (
 
 CREATE INDEX deployments_by_repository ON deployments (repository_id, service, env);
 
-INSERT INTO dirty_streams (service, env, seq)
-    SELECT DISTINCT service, COALESCE(env, ''), 0 FROM deployments WHERE true;
+INSERT INTO dirty_streams (service, env)
+    SELECT DISTINCT service, COALESCE(env, '') FROM deployments WHERE true;
 
 -- What projects are made of: every (repository id, service) a deployment has named, kept by
 -- each deployment write so listing projects needs no scan of the deployments. A pair stays

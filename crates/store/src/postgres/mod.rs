@@ -264,7 +264,7 @@ impl Store for PostgresStore {
             if let Some(stream) = query_opt(tx, sql::DEPLOYMENT_STREAM_BY_PK, &[&pk]).await? {
                 let (service, env): (String, Option<String>) =
                     (stream.try_get(0)?, stream.try_get(1)?);
-                execute(tx, &sql::mark_stream(), &[&service, &env]).await?;
+                execute(tx, sql::MARK_STREAM, &[&service, &env]).await?;
             }
             if let Some(change_failure) = patch.change_failure {
                 execute(tx, sql::SET_CHANGE_FAILURE, &[&change_failure, &pk]).await?;
@@ -487,12 +487,9 @@ impl Store for PostgresStore {
     }
 
     async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()> {
-        let mut streams = streams;
-        // One order for every transaction, so two of them never wait on each other.
-        streams.sort();
         self.write(async |tx| {
             for stream in &streams {
-                execute(tx, &sql::mark_stream(), &[&stream.service, &stream.env]).await?;
+                execute(tx, sql::MARK_STREAM, &[&stream.service, &stream.env]).await?;
             }
             Ok(())
         })
@@ -506,6 +503,10 @@ impl Store for PostgresStore {
     ) -> StoreResult<bool> {
         self.write(async |tx| {
             let (service, env) = (&dirty.stream.service, dirty.stream.env_text());
+            let since = query_opt(tx, sql::MARKED_SINCE, &[service, &env, &dirty.seq]).await?;
+            if since.map(|row| row.try_get::<_, bool>(0)).transpose()? == Some(true) {
+                return Ok(false);
+            }
             if execute(tx, sql::CLAIM_STREAM, &[service, &env, &dirty.seq]).await? == 0 {
                 return Ok(false);
             }
@@ -608,7 +609,7 @@ async fn delete(tx: &impl GenericClient, table: &EventTable, id: &str) -> StoreR
 async fn mark_stream_of_deployment(tx: &impl GenericClient, id: &str) -> StoreResult<()> {
     if let Some(row) = query_opt(tx, sql::DEPLOYMENT_STREAM_BY_ID, &[&id]).await? {
         let (service, env): (String, Option<String>) = (row.try_get(0)?, row.try_get(1)?);
-        execute(tx, &sql::mark_stream(), &[&service, &env]).await?;
+        execute(tx, sql::MARK_STREAM, &[&service, &env]).await?;
     }
     Ok(())
 }
@@ -637,7 +638,6 @@ async fn mark_failure_scope(
         }
         return Ok(());
     }
-    // Sorted: transactions marking the same streams lock them in one order.
     for service in sql::sorted_unique(services.iter().map(String::as_str)) {
         execute(tx, &sql::mark_streams_of_service(), &[&service, &env]).await?;
     }
@@ -648,7 +648,7 @@ async fn mark_failure_scope(
 async fn put_deployment(tx: &impl GenericClient, d: &Deployment) -> StoreResult<()> {
     // A replacement may move the deployment to another stream: both change.
     mark_stream_of_deployment(tx, &d.id).await?;
-    execute(tx, &sql::mark_stream(), &[&d.service, &d.env]).await?;
+    execute(tx, sql::MARK_STREAM, &[&d.service, &d.env]).await?;
     let git = d.git.as_ref();
     let row = query_opt(
         tx,

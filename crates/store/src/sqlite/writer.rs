@@ -123,7 +123,7 @@ fn apply(tx: &Connection, op: &WriteOp) -> StoreResult<u64> {
             delete(tx, &sql::FAILURES, id)
         }
         WriteOp::MarkDirty(streams) => {
-            let mut mark = tx.prepare_cached(&sql::mark_stream())?;
+            let mut mark = tx.prepare_cached(sql::MARK_STREAM)?;
             for stream in streams {
                 mark.execute(params![stream.service, stream.env])?;
             }
@@ -200,7 +200,7 @@ fn put_commits(tx: &Connection, commits: &[Commit]) -> StoreResult<u64> {
 fn put_deployment(tx: &Connection, d: &Deployment) -> StoreResult<()> {
     // A replacement may move the deployment to another stream: both change.
     mark_stream_of_deployment(tx, &d.id)?;
-    tx.prepare_cached(&sql::mark_stream())?
+    tx.prepare_cached(sql::MARK_STREAM)?
         .execute(params![d.service, d.env])?;
     let git = d.git.as_ref();
     let pk: i64 = tx.prepare_cached(sql::PUT_DEPLOYMENT)?.query_row(
@@ -293,7 +293,7 @@ fn patch_deployment(
     let stream: (String, Option<String>) = tx
         .prepare_cached(sql::DEPLOYMENT_STREAM_BY_PK)?
         .query_row([pk], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    tx.prepare_cached(&sql::mark_stream())?
+    tx.prepare_cached(sql::MARK_STREAM)?
         .execute(params![stream.0, stream.1])?;
     if let Some(change_failure) = patch.change_failure {
         tx.prepare_cached(sql::SET_CHANGE_FAILURE)?
@@ -329,7 +329,7 @@ fn mark_stream_of_deployment(tx: &Connection, id: &str) -> StoreResult<()> {
         .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     if let Some((service, env)) = stream {
-        tx.prepare_cached(&sql::mark_stream())?
+        tx.prepare_cached(sql::MARK_STREAM)?
             .execute(params![service, env])?;
     }
     Ok(())
@@ -370,13 +370,20 @@ fn mark_failure_scope(
     Ok(())
 }
 
-/// Replaces a stream's facts if no write has staled it since `dirty` was read: 1 if replaced.
+/// Replaces a stream's facts if no write has staled it since `dirty` was read and no other
+/// re-derivation stored a newer answer: 1 if replaced.
 fn replace_facts(
     tx: &Connection,
     dirty: &DirtyStream,
     facts: &[DeploymentFact],
 ) -> StoreResult<u64> {
     let (service, env) = (&dirty.stream.service, dirty.stream.env_text());
+    let marked_since: bool = tx
+        .prepare_cached(sql::MARKED_SINCE)?
+        .query_row(params![service, env, dirty.seq], |row| row.get(0))?;
+    if marked_since {
+        return Ok(0);
+    }
     let claimed = tx
         .prepare_cached(sql::CLAIM_STREAM)?
         .execute(params![service, env, dirty.seq])?;
