@@ -127,11 +127,12 @@ pub fn read_lines(path: &Path, url_path: &str) -> Result<Vec<Item>> {
     Ok(items)
 }
 
-/// Posts an NDJSON file in batches of `batch` lines over `connections` connections (bulk
-/// intake); events are lines, latencies are per batch.
+/// Posts an NDJSON file, from its line `skip` on, in batches of `batch` lines over
+/// `connections` connections (bulk intake); events are lines, latencies are per batch.
 pub async fn post_ndjson_file(
     api: &Api,
     path: &Path,
+    skip: usize,
     url_path: &str,
     batch: usize,
     connections: usize,
@@ -141,7 +142,7 @@ pub async fn post_ndjson_file(
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let started = Instant::now();
     let reader = std::thread::spawn(move || -> Result<()> {
-        let mut lines = BufReader::with_capacity(1 << 20, file).lines();
+        let mut lines = BufReader::with_capacity(1 << 20, file).lines().skip(skip);
         loop {
             let mut body = Vec::with_capacity(batch * 320);
             let mut count = 0;

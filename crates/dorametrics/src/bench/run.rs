@@ -245,23 +245,28 @@ fn file_size(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-/// Deployments sent over 1, 16 and 64 connections: a tenth (at most 5,000) and a fifth (at
-/// most 20,000) for the first two, the rest over 64.
+/// Deployments sent one a request over 1, 16 and 64 connections: a tenth (at most 5,000), a
+/// fifth (at most 20,000), and half the rest (at most 50,000); what remains goes in bulk.
 fn phases(total: usize) -> [(usize, std::ops::Range<usize>); 3] {
     let one = (total / 10).clamp(1.min(total), 5_000);
     let sixteen = (total / 5).min(20_000).min(total - one);
+    let sixty_four = ((total - one - sixteen) / 2).min(50_000);
     [
         (1, 0..one),
         (16, one..one + sixteen),
-        (64, one + sixteen..total),
+        (64, one + sixteen..one + sixteen + sixty_four),
     ]
 }
+
+/// Deployments a bulk request carries.
+const BULK_DEPLOYMENTS: usize = 10_000;
 
 /// Everything the run measured of dorametrics.
 struct Measured {
     load_seconds: f64,
     /// `None` when the store was reused (--reuse-store): nothing was loaded.
     commits: Option<Rate>,
+    bulk_deployments: Option<Rate>,
     deployments: Vec<Rate>,
     /// `None`: the answer took longer than --query-timeout.
     answers: BTreeMap<&'static str, Option<Value>>,
@@ -435,6 +440,7 @@ async fn measure_all(
         Measured {
             load_seconds: 0.0,
             commits: None,
+            bulk_deployments: None,
             deployments: Vec::new(),
             answers: BTreeMap::new(),
             first_seconds: BTreeMap::new(),
@@ -739,8 +745,11 @@ async fn measure_all(
         duckdb: load(&duck_load, "commits"),
     });
     intake.push(IntakeRow {
-        name: "bulk: deployments (dorametrics has no bulk deployment path)".into(),
-        dorametrics: None,
+        name: format!(
+            "bulk: deployments, `POST /api/v1/deployments` NDJSON ({} a request, 2 connections)",
+            report::thousands(BULK_DEPLOYMENTS as f64)
+        ),
+        dorametrics: measured.bulk_deployments,
         postgres_label: "COPY deployments (primary key)".into(),
         postgres: load(&pg_load, "deployments"),
         duckdb: load(&duck_load, "deployments"),
@@ -836,6 +845,7 @@ async fn load_dorametrics(progress: &Progress, api: &Api, data: &Path) -> Result
     let commits = client::post_ndjson_file(
         api,
         &data.join("commits.ndjson"),
+        0,
         "/api/v1/commits",
         10_000,
         2,
@@ -866,7 +876,24 @@ async fn load_dorametrics(progress: &Progress, api: &Api, data: &Path) -> Result
         ));
         rates.push(rate);
     }
+    let sent = phases(deployments.len())[2].1.end;
     drop(deployments);
+    progress.say("dorametrics: bulk deployments (POST /api/v1/deployments)");
+    let bulk = client::post_ndjson_file(
+        api,
+        &data.join("deployments.ndjson"),
+        sent,
+        "/api/v1/deployments",
+        BULK_DEPLOYMENTS,
+        2,
+    )
+    .await?;
+    let bulk_deployments = (bulk.events > 0).then(|| Rate::of(&bulk));
+    progress.say(format!(
+        "dorametrics: {} deployments in bulk at {}/s",
+        bulk.events,
+        report::thousands(bulk_deployments.map_or(0.0, |r| r.per_second))
+    ));
 
     let failures = Arc::new(client::read_lines(
         &data.join("failures.ndjson"),
@@ -886,6 +913,7 @@ async fn load_dorametrics(progress: &Progress, api: &Api, data: &Path) -> Result
     Ok(Measured {
         load_seconds,
         commits,
+        bulk_deployments,
         deployments: rates,
         answers: BTreeMap::new(),
         first_seconds: BTreeMap::new(),
@@ -927,15 +955,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn phases_cover_every_deployment_once() {
+    fn phases_are_consecutive_and_leave_the_rest_to_bulk() {
         for total in [1, 10, 2_000, 100_000, 1_000_000] {
             let p = phases(total);
             assert_eq!(p[0].1.start, 0);
             assert_eq!(p[0].1.end, p[1].1.start);
             assert_eq!(p[1].1.end, p[2].1.start);
-            assert_eq!(p[2].1.end, total);
+            assert!(p[2].1.end <= total);
         }
         assert_eq!(phases(1_000_000)[0].1.len(), 5_000);
         assert_eq!(phases(1_000_000)[1].1.len(), 20_000);
+        assert_eq!(phases(1_000_000)[2].1.len(), 50_000);
+        // Scale S (2,000): 200, 400, then 700 one by one and 700 in bulk.
+        assert_eq!(phases(2_000)[2].1, 600..1_300);
     }
 }

@@ -85,6 +85,38 @@ async fn deployments_arrive_in_bulk_as_ndjson_or_an_array() {
         .await;
     assert_eq!(again.body["data"]["attributes"]["version"], "v1-again");
 
+    // Whole Datadog request documents are taken too (recorded requests replayed).
+    let document = json!({"data": {"type": "dora_deployment", "attributes": attributes(5)}});
+    let mut wrong_type = json!({"data": {"type": "dora_failure", "attributes": attributes(6)}});
+    let (status, body) = push(
+        &app,
+        &app.write,
+        "application/x-ndjson",
+        format!("{document}\n"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert_eq!(body["ids"], json!(["bulk-deployment-0005"]));
+    wrong_type["data"]["attributes"]["started_at"] = json!("yesterday");
+    let (status, body) = push(
+        &app,
+        &app.write,
+        "application/x-ndjson",
+        format!("{wrong_type}\n"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
+    assert_eq!(body["errors"][0]["source"]["pointer"], "/0/data/type");
+    let reply = app
+        .call(
+            reqwest::Method::DELETE,
+            "/api/v2/dora/deployment/bulk-deployment-0005",
+            Some(&app.write),
+            None,
+        )
+        .await;
+    assert!(reply.status.is_success(), "{:?}", reply.body);
+
     // They count in the metrics like any other deployment.
     let reply = app
         .get("/api/v1/metrics?from=2025-01-01&to=2025-01-01&interval=all&query=service:shop")

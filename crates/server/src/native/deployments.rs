@@ -1,6 +1,7 @@
 //! `POST /api/v1/deployments`: deployments in bulk (a history backfilled, an export from another
-//! tool), as NDJSON or a JSON array of what `POST /api/v2/dora/deployment` takes as
-//! `data.attributes`, validated the same way; all stored in one transaction, or none.
+//! tool), as NDJSON or a JSON array whose elements are what `POST /api/v2/dora/deployment` takes
+//! as `data.attributes` — or its whole request documents, so recorded requests can be replayed —
+//! validated the same way; all stored in one transaction, or none.
 
 use axum::extract::{Request, State};
 use axum::routing::post;
@@ -37,8 +38,14 @@ async fn put_deployments(
 }
 
 /// One deployment, with an id generated when it has none (as the single-event endpoint does).
-fn with_id(attributes: &Object<'_>) -> Result<Deployment, Problem> {
-    let (id, mut deployment) = deployment_fields(attributes)?;
+fn with_id(element: &Object<'_>) -> Result<Deployment, Problem> {
+    let (id, mut deployment) = match element.object("data")? {
+        Some(data) => {
+            data.expect_type("dora_deployment", false)?;
+            deployment_fields(&data.required_object("attributes")?)?
+        }
+        None => deployment_fields(element)?,
+    };
     deployment.id = id.unwrap_or_else(new_deployment_id);
     Ok(deployment)
 }
