@@ -120,10 +120,9 @@ async fn verdicts_and_neighbours(
         .filter_map(|d| d.deployment.team.as_deref())
         .collect();
     teams.extend(former_teams.iter().map(String::as_str));
-    let mut about = vec![Query::field("service", &own.service)];
-    about.extend(teams.iter().map(|team| Query::field("team", team)));
+    let team_names: Vec<String> = teams.iter().map(|t| t.to_string()).collect();
     let failures: Vec<Failure> = store
-        .list_failures(&everything(Query::Or(about), SortField::StartedAt))
+        .failures_naming(&own.service, &team_names)
         .await?
         .into_iter()
         .filter(|f| {
@@ -137,8 +136,9 @@ async fn verdicts_and_neighbours(
         .collect();
     let mut attributed: HashMap<String, Vec<(String, FailureRule)>> = HashMap::new();
     let mut neighbours = BTreeSet::new();
+    let mut loaded = HashMap::from([(own.clone(), stream.to_vec())]);
     for failure in &failures {
-        let candidates = candidates_for(store, failure).await?;
+        let candidates = candidates_for(store, failure, &mut loaded).await?;
         neighbours.extend(candidates.iter().map(stream_key).filter(|key| key != own));
         let candidates: Vec<&StoredDeployment> = candidates.iter().collect();
         if let Some(attribution) = attribute_failure(failure, &candidates, window) {
@@ -475,16 +475,22 @@ pub async fn facts(
 async fn candidates_for(
     store: &dyn Store,
     failure: &Failure,
+    loaded: &mut HashMap<StreamKey, Vec<StoredDeployment>>,
 ) -> StoreResult<Vec<StoredDeployment>> {
     if let (false, Some(env)) = (failure.services.is_empty(), &failure.env) {
-        // The common case, straight from the streams' index.
+        // The common case, straight from the streams' index; a stream's failures mostly name
+        // the same streams, so each is read once.
         let mut candidates = Vec::new();
         for service in &failure.services {
             let stream = StreamKey {
                 service: service.clone(),
                 env: Some(env.clone()),
             };
-            candidates.extend(store.stream_deployments(&stream).await?);
+            if !loaded.contains_key(&stream) {
+                let deployments = store.stream_deployments(&stream).await?;
+                loaded.insert(stream.clone(), deployments);
+            }
+            candidates.extend(loaded.get(&stream).into_iter().flatten().cloned());
         }
         return Ok(candidates);
     }

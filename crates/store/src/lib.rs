@@ -159,6 +159,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_failure(&self, id: &str) -> StoreResult<Option<Failure>>;
     async fn list_deployments(&self, query: &ListQuery) -> StoreResult<Vec<StoredDeployment>>;
     async fn list_failures(&self, query: &ListQuery) -> StoreResult<Vec<Failure>>;
+    /// Failures naming this service or (naming no service, or among others) one of these
+    /// teams, in start order.
+    async fn failures_naming(&self, service: &str, teams: &[String]) -> StoreResult<Vec<Failure>>;
     /// Failures resolved (finished) in `[from, to)`, in resolution order.
     async fn failures_resolved(&self, from: Nanos, to: Nanos) -> StoreResult<Vec<Failure>>;
 

@@ -96,6 +96,25 @@ pub fn failures_resolved() -> String {
     )
 }
 
+/// Failures naming service `?1` or one of teams `?2`… (`teams` placeholders), by the attribute
+/// index rather than a scan, in start order.
+pub fn failures_naming(teams: usize) -> String {
+    let team_values: Vec<String> = (0..teams).map(|i| format!("?{}", i + 2)).collect();
+    let by_team = if teams == 0 {
+        String::new()
+    } else {
+        format!(
+            " UNION SELECT owner_pk FROM failure_attrs WHERE key = 'team' AND value IN ({})",
+            team_values.join(", ")
+        )
+    };
+    format!(
+        "SELECT {} FROM failures e WHERE e.pk IN (SELECT owner_pk FROM failure_attrs \
+         WHERE key = 'service' AND value = ?1{by_team}) ORDER BY e.started_at, e.pk",
+        FAILURES.columns
+    )
+}
+
 pub const DEPLOYMENT_PK_BY_ID: &str = "SELECT pk FROM deployments WHERE id = ?1";
 /// The most recently finished deployment of a service, env and version.
 pub const DEPLOYMENT_PK_BY_VERSION: &str = "SELECT pk FROM deployments \

@@ -320,6 +320,13 @@ impl Store for PostgresStore {
         self.list(query, &sql::FAILURES, crate::rows::failure).await
     }
 
+    async fn failures_naming(&self, service: &str, teams: &[String]) -> StoreResult<Vec<Failure>> {
+        let mut params = vec![SqlParam::Text(service.to_string())];
+        params.extend(teams.iter().map(|t| SqlParam::Text(t.clone())));
+        let sql = for_postgres(&sql::failures_naming(teams.len()));
+        self.query_with(&sql, &params, crate::rows::failure).await
+    }
+
     async fn failures_resolved(&self, from: Nanos, to: Nanos) -> StoreResult<Vec<Failure>> {
         let rows = self.query(&sql::failures_resolved(), &[&from, &to]).await?;
         rows.iter().map(crate::rows::failure).collect()

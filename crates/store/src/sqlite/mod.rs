@@ -227,6 +227,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn failures_naming(&self, service: &str, teams: &[String]) -> StoreResult<Vec<Failure>> {
+        let sql = sql::failures_naming(teams.len());
+        let mut params = vec![service.to_string()];
+        params.extend(teams.iter().cloned());
+        self.read(move |conn| {
+            query_all(conn, &sql, rusqlite::params_from_iter(params), |row| {
+                crate::rows::failure(row)
+            })
+        })
+        .await
+    }
+
     async fn failures_resolved(&self, from: Nanos, to: Nanos) -> StoreResult<Vec<Failure>> {
         self.read(move |conn| {
             query_all(conn, &sql::failures_resolved(), [from, to], |row| {
