@@ -253,8 +253,12 @@ async fn rederive_all(
         });
     }
     let mut graph = GraphCache::default();
+    // Streams still to come in this round read the raw events after everything before them:
+    // a neighbour among them needs no extra mark.
+    let mut pending: HashSet<StreamKey> = dirty.iter().map(|d| d.stream.clone()).collect();
     for stale in dirty {
-        rederive(store, stale, &env_tiers, window, &mut graph).await?;
+        pending.remove(&stale.stream);
+        rederive(store, stale, &env_tiers, window, &mut graph, &pending).await?;
     }
     Ok(())
 }
@@ -293,6 +297,7 @@ async fn rederive(
     env_tiers: &EnvTiers,
     window: Nanos,
     graphs: &mut GraphCache,
+    pending: &HashSet<StreamKey>,
 ) -> StoreResult<()> {
     for _ in 0..ATTEMPTS {
         let stream = store.stream_deployments(&stale.stream).await?;
@@ -317,21 +322,18 @@ async fn rederive(
             // A failure blamed here may have been blamed on a neighbour before (or the other
             // way round): their verdicts must be looked at again. They change only when ours
             // did, so this stops.
-            if verdicts_moved && !neighbours.is_empty() {
-                store
-                    .mark_streams_dirty(neighbours.into_iter().collect())
-                    .await?;
+            let stale_neighbours: Vec<StreamKey> = neighbours
+                .into_iter()
+                .filter(|n| !pending.contains(n))
+                .collect();
+            if verdicts_moved && !stale_neighbours.is_empty() {
+                store.mark_streams_dirty(stale_neighbours).await?;
             }
             return Ok(());
         }
         // A write staled it again while we derived: derive again from what is there now.
-        match store
-            .dirty_streams()
-            .await?
-            .into_iter()
-            .find(|d| d.stream == stale.stream)
-        {
-            Some(again) => stale = again,
+        match store.newest_mark(&stale.stream).await? {
+            Some(seq) => stale.seq = seq,
             None => return Ok(()), // another refresh (another node) stored it
         }
     }

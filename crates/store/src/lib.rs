@@ -194,6 +194,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// The streams whose facts are stale.
     async fn dirty_streams(&self) -> StoreResult<Vec<DirtyStream>>;
+    /// The newest mark of one stream; `None` when it is clean.
+    async fn newest_mark(&self, stream: &StreamKey) -> StoreResult<Option<i64>>;
     /// Marks streams stale (a recomputation found it changed what other streams depend on).
     async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()>;
     /// Replaces the facts of a stream — only if its newest mark is still `dirty.seq` (no write

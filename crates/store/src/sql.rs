@@ -233,6 +233,7 @@ pub fn mark_all_streams() -> String {
 /// Each stale stream once, with the newest mark.
 pub const DIRTY_STREAMS: &str = "SELECT service, env, MAX(seq) FROM dirty_streams \
     GROUP BY service, env ORDER BY service, env";
+pub const NEWEST_MARK: &str = "SELECT MAX(seq) FROM dirty_streams WHERE service = ?1 AND env = ?2";
 /// Whether a write marked the stream after mark `?3` (then a re-derivation is out of date).
 pub const MARKED_SINCE: &str = "SELECT EXISTS (SELECT 1 FROM dirty_streams \
     WHERE service = ?1 AND env = ?2 AND seq > ?3)";

@@ -39,19 +39,19 @@ const LOCK_KEY: i64 = 0x0064_6f72_616d_6967;
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.
 pub async fn check_or_run(client: &mut Object, migrate: bool) -> StoreResult<()> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version    BIGINT PRIMARY KEY,
-                 name       TEXT   NOT NULL,
-                 applied_at BIGINT NOT NULL
-             )",
-        )
-        .await
-        .or_else(ignore_concurrent_create)?;
+    // The lock comes first: two nodes creating the table at once would otherwise collide
+    // (a unique violation, or "type already exists") even with IF NOT EXISTS.
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    BIGINT PRIMARY KEY,
+             name       TEXT   NOT NULL,
+             applied_at BIGINT NOT NULL
+         )",
+    )
+    .await?;
     let applied: Vec<i64> = tx
         .query("SELECT version FROM schema_migrations", &[])
         .await?
@@ -77,12 +77,4 @@ pub async fn check_or_run(client: &mut Object, migrate: bool) -> StoreResult<()>
     }
     tx.commit().await?;
     Ok(())
-}
-
-/// Two nodes may race to `CREATE TABLE IF NOT EXISTS`; the loser sees a unique violation.
-fn ignore_concurrent_create(error: tokio_postgres::Error) -> StoreResult<()> {
-    match error.code() {
-        Some(code) if *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => Ok(()),
-        _ => Err(error.into()),
-    }
 }

@@ -493,6 +493,16 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn newest_mark(&self, stream: &StreamKey) -> StoreResult<Option<i64>> {
+        let rows = self
+            .query(sql::NEWEST_MARK, &[&stream.service, &stream.env_text()])
+            .await?;
+        match rows.first() {
+            Some(row) => Ok(row.try_get(0)?),
+            None => Ok(None),
+        }
+    }
+
     async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()> {
         self.write(async |tx| {
             for stream in &streams {

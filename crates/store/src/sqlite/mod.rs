@@ -346,6 +346,14 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn newest_mark(&self, stream: &StreamKey) -> StoreResult<Option<i64>> {
+        let (service, env) = (stream.service.clone(), stream.env_text().to_string());
+        self.read(move |conn| {
+            Ok(conn.query_row(sql::NEWEST_MARK, [service, env], |row| row.get(0))?)
+        })
+        .await
+    }
+
     async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()> {
         self.write(WriteOp::MarkDirty(streams)).await.map(drop)
     }
