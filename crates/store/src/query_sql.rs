@@ -467,6 +467,7 @@ fn like_escape(s: &str) -> String {
 mod tests {
     use std::collections::BTreeSet;
 
+    use dora_core::model::{ListQuery, Sort, SortField};
     use dora_core::query::{numeric_value, parse};
     use proptest::prelude::*;
     use rusqlite::{params_from_iter, Connection};
@@ -745,6 +746,8 @@ mod tests {
 
     /// Pieces of values and patterns: few, so that queries and events actually meet, and
     /// including every GLOB/LIKE metacharacter, case variants, digits and non-ASCII.
+    /// (`"` and `:` for the custom tags of the list test: JSON escaping and `"key:` inside
+    /// values.)
     const FRAGMENTS: &[&str] = &[
         "a", "A", "b", "*", "?", "%", "_", "\\", "[", "]", "1", ".", "-", "é", "É", " ", "\"", ":",
     ];
@@ -908,6 +911,225 @@ mod tests {
             if let Ok(q) = parse(&text) {
                 let db = database(&events);
                 prop_assert_eq!(sql_matches(&db, &q), memory_matches(&events, &q), "query {:?}", text);
+            }
+        }
+    }
+    // -----------------------------------------------------------------------------------------
+    // Differential test of the whole list (`sql::list`) with column keys, against matches
+
+    /// A row whose keys `a` (always set) and `b` (optional) are columns, as a deployment's
+    /// service and env are; its custom tags may repeat them.
+    #[derive(Debug, Clone)]
+    struct Row {
+        a: String,
+        b: Option<String>,
+        tags: Vec<(String, String)>,
+        started_at: i64,
+        finished_at: i64,
+    }
+
+    impl Row {
+        /// As `deployment_attributes` makes them.
+        fn attrs(&self) -> Vec<(String, String)> {
+            let mut attrs = vec![("a".to_string(), self.a.clone())];
+            attrs.extend(self.b.clone().map(|b| ("b".to_string(), b)));
+            attrs.extend(self.tags.iter().cloned());
+            attrs
+        }
+    }
+
+    const ROW_KEYS: &[ColumnKey] = &[
+        ColumnKey {
+            key: "a",
+            column: "e.a",
+            nullable: false,
+        },
+        ColumnKey {
+            key: "b",
+            column: "e.b",
+            nullable: true,
+        },
+    ];
+
+    const ROWS: crate::sql::EventTable = crate::sql::EventTable {
+        table: "rows",
+        attrs_table: "attrs",
+        columns: "e.pk",
+        range_column: "finished_at",
+        column_keys: ROW_KEYS,
+    };
+
+    /// The rows, their attributes and the indexes a list plan could use, like migration 0006's.
+    fn rows_database(rows: &[Row]) -> Connection {
+        let db = Connection::open_in_memory().unwrap();
+        db.execute_batch(&format!(
+            "CREATE TABLE rows (pk INTEGER PRIMARY KEY, a TEXT NOT NULL, b TEXT,
+                 started_at BIGINT NOT NULL, finished_at BIGINT NOT NULL, custom_tags TEXT NOT NULL);
+             CREATE TABLE attrs (owner_pk INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, num REAL);
+             CREATE INDEX attrs_kvo ON attrs(key, value, owner_pk);
+             CREATE INDEX rows_by_a_b ON rows (a, b, finished_at);
+             CREATE INDEX rows_tagged ON rows (finished_at, pk) WHERE {};",
+            tag_guard("custom_tags", ROW_KEYS, Dialect::Sqlite)
+        ))
+        .unwrap();
+        for (i, row) in rows.iter().enumerate() {
+            let pk = i as i64 + 1;
+            let tags: Vec<String> = row.tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            db.execute(
+                "INSERT INTO rows (pk, a, b, started_at, finished_at, custom_tags)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    pk,
+                    row.a,
+                    row.b,
+                    row.started_at,
+                    row.finished_at,
+                    crate::rows::to_json_list(&tags)
+                ],
+            )
+            .unwrap();
+            for (key, value) in row.attrs() {
+                db.execute(
+                    "INSERT INTO attrs (owner_pk, key, value, num) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![pk, key, value, numeric_value(&value)],
+                )
+                .unwrap();
+            }
+        }
+        db
+    }
+
+    fn sql_list(db: &Connection, query: &ListQuery) -> Vec<i64> {
+        let (sql, params) = crate::sql::list(query, &ROWS, Dialect::Sqlite);
+        let mut stmt = db.prepare(&sql).unwrap();
+        let values = crate::sqlite::to_sql_values(params);
+        stmt.query_map(params_from_iter(values), |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// What the list must answer: the matches in range, in order, at most `limit`.
+    fn memory_list(rows: &[Row], query: &ListQuery) -> Vec<i64> {
+        let mut found: Vec<(i64, i64)> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| {
+                query.from.is_none_or(|from| row.finished_at >= from)
+                    && query.to.is_none_or(|to| row.finished_at <= to)
+            })
+            .filter(|(_, row)| {
+                let attrs = row.attrs();
+                let pairs: Vec<(&str, &str)> = attrs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                query.filter.matches(&pairs)
+            })
+            .map(|(i, row)| {
+                let key = match query.sort.field {
+                    SortField::StartedAt => row.started_at,
+                    SortField::FinishedAt => row.finished_at,
+                };
+                (key, i as i64 + 1)
+            })
+            .collect();
+        found.sort();
+        if query.sort.descending {
+            found.reverse();
+        }
+        found.truncate(query.limit as usize);
+        found.into_iter().map(|(_, pk)| pk).collect()
+    }
+
+    fn rows() -> impl Strategy<Value = Vec<Row>> {
+        let row = (
+            strings(),
+            prop::option::of(strings()),
+            prop::collection::vec((keys(), strings()), 0..3),
+            0..3i64,
+            0..3i64,
+        )
+            .prop_map(|(a, b, tags, started_at, finished_at)| Row {
+                a,
+                b,
+                tags,
+                started_at,
+                finished_at,
+            });
+        prop::collection::vec(row, 0..10)
+    }
+
+    /// `key:(v1 OR v2 ...)` as the parser expands it: what becomes `column IN (...)`.
+    fn value_group(strings: BoxedStrategy<String>) -> BoxedStrategy<Query> {
+        (keys(), prop::collection::vec(strings, 1..4))
+            .prop_map(|(key, values)| {
+                Query::Or(
+                    values
+                        .into_iter()
+                        .map(|v| {
+                            Query::Term(Term::Field {
+                                key: key.clone(),
+                                value: Pattern::Exact(v),
+                            })
+                        })
+                        .collect(),
+                )
+            })
+            .boxed()
+    }
+
+    fn list_queries(rows: &[Row]) -> BoxedStrategy<Vec<ListQuery>> {
+        let events: Events = rows.iter().map(Row::attrs).collect();
+        let strings = query_strings(&events);
+        let filter = prop_oneof![
+            2 => query(strings.clone()),
+            1 => (value_group(strings.clone()), query(strings.clone()))
+                .prop_map(|(group, q)| Query::And(vec![group, q])),
+            1 => value_group(strings).prop_map(|group| Query::Not(Box::new(group))),
+        ];
+        let list_query = (
+            filter,
+            prop::option::of(0..3i64),
+            prop::option::of(0..3i64),
+            1..6u32,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(filter, from, to, limit, started, descending)| ListQuery {
+                from,
+                to,
+                limit,
+                filter,
+                sort: Sort {
+                    field: if started {
+                        SortField::StartedAt
+                    } else {
+                        SortField::FinishedAt
+                    },
+                    descending,
+                },
+            });
+        prop::collection::vec(list_query, 1..6).boxed()
+    }
+
+    fn rows_and_list_queries() -> impl Strategy<Value = (Vec<Row>, Vec<ListQuery>)> {
+        rows().prop_flat_map(|rows| {
+            let queries = list_queries(&rows);
+            (Just(rows), queries)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn sqlite_list_with_column_keys_agrees_with_matches(
+            (rows, queries) in rows_and_list_queries()
+        ) {
+            let db = rows_database(&rows);
+            for query in &queries {
+                prop_assert_eq!(sql_list(&db, query), memory_list(&rows, query), "{:?}", query);
             }
         }
     }

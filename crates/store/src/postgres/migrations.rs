@@ -27,6 +27,12 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "env_tiers",
         include_str!("../../migrations/postgres/0004_env_tiers.sql"),
     ),
+    // Version 5 is another change's (merged separately); the versions apply in this order.
+    (
+        6,
+        "list_indexes",
+        include_str!("../../migrations/postgres/0006_list_indexes.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

@@ -26,6 +26,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "env_tiers",
         include_str!("../../migrations/sqlite/0004_env_tiers.sql"),
     ),
+    // Version 5 is another change's (merged separately); the versions apply in this order.
+    (
+        6,
+        "list_indexes",
+        include_str!("../../migrations/sqlite/0006_list_indexes.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.
