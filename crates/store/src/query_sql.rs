@@ -7,8 +7,15 @@
 //! any of its values does, and `NOT` is exactly the complement — the same semantics as
 //! [`Query::matches`], which a differential property test below holds this module to.
 //!
-//! All values travel as parameters; only `attrs_table` and `owner_pk_expr` (trusted strings
-//! from the caller's code) are spliced into the SQL text.
+//! All values travel as parameters; only `attrs_table`, `owner_pk_expr` and the
+//! [`ColumnKey`]s (trusted strings from the caller's code) are spliced into the SQL text.
+//!
+//! [`column_filter_sql`] translates terms on some keys into conditions on columns of the owning
+//! row instead (`e.service = ?`), which indexes on those columns can serve. That is exact only
+//! for rows whose attributes of those keys are the column's value and nothing else, i.e. rows
+//! without a custom tag of one of those keys: [`tag_guard`] is a condition true of every row that
+//! has such a tag (and of a few that do not), so a caller combines
+//! `NOT guard AND column filter` with `guard AND filter`.
 
 use std::fmt::Write;
 use std::ops::Bound as StdBound;
@@ -29,6 +36,16 @@ pub enum SqlParam {
     Real(f64),
     /// Not produced by filters; the stores' own parameters (times, limits) share the type.
     Int(i64),
+}
+
+/// A key whose attribute, on a row without a custom tag of that key, is exactly the value of a
+/// column of the row: absent when the column is NULL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnKey {
+    pub key: &'static str,
+    /// The column, as the outer query names it (e.g. `e.service`).
+    pub column: &'static str,
+    pub nullable: bool,
 }
 
 /// A boolean SQL expression and the values of its placeholders.
@@ -54,31 +71,99 @@ pub fn filter_sql(
     dialect: Dialect,
     first_param: usize,
 ) -> SqlFilter {
-    let mut builder = Builder {
-        attrs_table,
-        owner_pk_expr,
-        dialect,
-        next_param: first_param,
-        sql: String::new(),
-        params: Vec::new(),
-    };
+    let mut builder = Builder::new(attrs_table, owner_pk_expr, &[], dialect, first_param);
     builder.query(q);
-    SqlFilter {
-        sql: builder.sql,
-        params: builder.params,
+    builder.finish()
+}
+
+/// Like [`filter_sql`], but terms on the keys of `columns` become conditions on those columns
+/// where SQL can say the same (exact values, value groups, wildcards, `key:*`, textual ranges;
+/// numeric ranges and free text stay on the attributes table). `None` when no term did.
+///
+/// The result agrees with [`Query::matches`] only on rows for which [`tag_guard`] over the same
+/// `columns` is false.
+pub fn column_filter_sql(
+    q: &Query,
+    attrs_table: &str,
+    owner_pk_expr: &str,
+    columns: &[ColumnKey],
+    dialect: Dialect,
+    first_param: usize,
+) -> Option<SqlFilter> {
+    let mut builder = Builder::new(attrs_table, owner_pk_expr, columns, dialect, first_param);
+    builder.query(q);
+    builder.used_columns.then(|| builder.finish())
+}
+
+/// A condition true of every row whose custom tags (`custom_tags_expr`: the stored JSON list of
+/// `key:value` strings) include a tag of one of the keys of `columns`: its JSON text then
+/// contains `"key:`. (It is also true of a few rows without one, e.g. a tag value holding
+/// `"key:`; those rows merely take the slower path.) Keys must be letters, digits and `_`.
+///
+/// PostgreSQL gets one regular expression rather than a disjunction of `strpos`, which it would
+/// estimate to hold for most rows: a pattern it estimates from the column's statistics.
+///
+/// A partial index may be declared with this very condition over the bare column name; the
+/// planners use it only if the query spells it the same way.
+pub fn tag_guard(custom_tags_expr: &str, columns: &[ColumnKey], dialect: Dialect) -> String {
+    debug_assert!(columns.iter().all(|c| c
+        .key
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')));
+    match dialect {
+        Dialect::Sqlite => {
+            let tests: Vec<String> = columns
+                .iter()
+                .map(|c| format!("instr({custom_tags_expr}, '\"{}:') > 0", c.key))
+                .collect();
+            format!("({})", tests.join(" OR "))
+        }
+        Dialect::Postgres => {
+            let keys: Vec<&str> = columns.iter().map(|c| c.key).collect();
+            format!("({custom_tags_expr} ~ '\"({}):')", keys.join("|"))
+        }
     }
 }
 
 struct Builder<'a> {
     attrs_table: &'a str,
     owner_pk_expr: &'a str,
+    columns: &'a [ColumnKey],
     dialect: Dialect,
     next_param: usize,
     sql: String,
     params: Vec<SqlParam>,
+    /// Whether some term was translated onto a column.
+    used_columns: bool,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    fn new(
+        attrs_table: &'a str,
+        owner_pk_expr: &'a str,
+        columns: &'a [ColumnKey],
+        dialect: Dialect,
+        first_param: usize,
+    ) -> Self {
+        Builder {
+            attrs_table,
+            owner_pk_expr,
+            columns,
+            dialect,
+            next_param: first_param,
+            sql: String::new(),
+            params: Vec::new(),
+            used_columns: false,
+        }
+    }
+
+    fn finish(self) -> SqlFilter {
+        SqlFilter {
+            sql: self.sql,
+            params: self.params,
+        }
+    }
+
     /// Register a parameter and return its placeholder.
     fn param(&mut self, value: SqlParam) -> String {
         let n = self.next_param;
@@ -101,7 +186,11 @@ impl Builder<'_> {
             Query::And(items) if items.is_empty() => self.sql.push_str("1=1"),
             Query::Or(items) if items.is_empty() => self.sql.push_str("1=0"),
             Query::And(items) => self.list(items, " AND "),
-            Query::Or(items) => self.list(items, " OR "),
+            Query::Or(items) => {
+                if !self.column_values(items) {
+                    self.list(items, " OR ")
+                }
+            }
             Query::Not(inner) => {
                 self.sql.push_str("NOT (");
                 self.query(inner);
@@ -122,11 +211,95 @@ impl Builder<'_> {
         self.sql.push(')');
     }
 
+    fn column(&self, key: &str) -> Option<ColumnKey> {
+        self.columns.iter().find(|c| c.key == key).copied()
+    }
+
+    /// `column IN (?, ?, ...)` for a value group `key:(a OR b ...)` of exact values of one
+    /// column key (the parser's expansion of a value group); false, emitting nothing, otherwise.
+    fn column_values(&mut self, items: &[Query]) -> bool {
+        let mut column = None;
+        let mut values = Vec::with_capacity(items.len());
+        for item in items {
+            let Query::Term(Term::Field {
+                key,
+                value: Pattern::Exact(value),
+            }) = item
+            else {
+                return false;
+            };
+            match (column, self.column(key)) {
+                (None, Some(found)) => column = Some(found),
+                (Some(seen), Some(found)) if seen == found => {}
+                _ => return false,
+            }
+            values.push(value.as_str());
+        }
+        let Some(column) = column else { return false };
+        if values.len() < 2 {
+            return false;
+        }
+        let placeholders: Vec<String> = values.into_iter().map(|v| self.text_param(v)).collect();
+        let condition = format!("{} IN ({})", column.column, placeholders.join(", "));
+        self.push_column_condition(column, &condition);
+        true
+    }
+
+    /// A condition on a column, false (never NULL) when the column is NULL — as a missing
+    /// attribute fails a term — so that `NOT` keeps meaning the complement.
+    fn push_column_condition(&mut self, column: ColumnKey, condition: &str) {
+        self.used_columns = true;
+        if column.nullable {
+            let _ = write!(self.sql, "({} IS NOT NULL AND {condition})", column.column);
+        } else {
+            let _ = write!(self.sql, "({condition})");
+        }
+    }
+
+    /// The column form of a term on a column key, if SQL can say it on the column; emits
+    /// nothing and returns false otherwise.
+    fn column_term(&mut self, term: &Term) -> bool {
+        let (column, condition) = match term {
+            Term::Field { key, value } => {
+                let Some(column) = self.column(key) else {
+                    return false;
+                };
+                let condition = self.value_condition(column.column, value);
+                (column, condition)
+            }
+            Term::Exists { key } => {
+                let Some(column) = self.column(key) else {
+                    return false;
+                };
+                self.used_columns = true;
+                let _ = write!(self.sql, "({} IS NOT NULL)", column.column);
+                return true;
+            }
+            Term::Range { key, lower, upper } => {
+                let Some(column) = self.column(key) else {
+                    return false;
+                };
+                // Numbers compare by `numeric_value`, which only the attributes table holds.
+                if numeric_bounds(lower, upper).is_some() {
+                    return false;
+                }
+                let conditions = self.string_range_conditions(column.column, lower, upper);
+                (column, conditions.join(" AND "))
+            }
+            Term::Text(_) => return false,
+        };
+        self.push_column_condition(column, &condition);
+        true
+    }
+
     fn term(&mut self, term: &Term) {
+        if self.column_term(term) {
+            return;
+        }
         match term {
             Term::Field { key, value } => {
                 let key = self.text_param(key.as_str());
-                let condition = self.value_condition(value);
+                let condition = self.value_condition("qa.value", value);
                 self.exists(Some(&key), &[condition]);
             }
             Term::Exists { key } => {
@@ -162,17 +335,18 @@ impl Builder<'_> {
         self.sql.push(')');
     }
 
-    /// Whole-value match, case-sensitive like `Query::matches`.
-    fn value_condition(&mut self, value: &Pattern) -> String {
+    /// Whole-value match of `column` (`qa.value` or a column key's column), case-sensitive like
+    /// `Query::matches`.
+    fn value_condition(&mut self, column: &str, value: &Pattern) -> String {
         match value {
-            Pattern::Exact(s) => format!("qa.value = {}", self.text_param(s.as_str())),
+            Pattern::Exact(s) => format!("{column} = {}", self.text_param(s.as_str())),
             Pattern::Wildcard(parts) => match self.dialect {
                 Dialect::Sqlite => {
-                    format!("qa.value GLOB {}", self.text_param(glob_pattern(parts)))
+                    format!("{column} GLOB {}", self.text_param(glob_pattern(parts)))
                 }
                 Dialect::Postgres => {
                     let like = like_pattern(parts, |s| s.to_string());
-                    format!("qa.value LIKE {} ESCAPE '\\'", self.text_param(like))
+                    format!("{column} LIKE {} ESCAPE '\\'", self.text_param(like))
                 }
             },
         }
@@ -196,9 +370,9 @@ impl Builder<'_> {
     /// others compare `qa.value` byte-wise — SQLite's default BINARY collation, and `"C"` on
     /// PostgreSQL whose default collation is locale-aware.
     fn range_conditions(&mut self, lower: &Bound, upper: &Bound) -> Vec<String> {
-        let mut conditions = Vec::new();
         match numeric_bounds(lower, upper) {
             Some((lo, hi)) => {
+                let mut conditions = Vec::new();
                 for (bound, inclusive_op, exclusive_op) in [(lo, ">=", ">"), (hi, "<=", "<")] {
                     let (op, n) = match bound {
                         StdBound::Unbounded => continue,
@@ -211,23 +385,32 @@ impl Builder<'_> {
                 if conditions.is_empty() {
                     conditions.push("qa.num IS NOT NULL".to_string());
                 }
+                conditions
             }
-            None => {
-                let column = match self.dialect {
-                    Dialect::Sqlite => "qa.value",
-                    Dialect::Postgres => "qa.value COLLATE \"C\"",
-                };
-                for (bound, inclusive_op, exclusive_op) in [(lower, ">=", ">"), (upper, "<=", "<")]
-                {
-                    let (op, s) = match bound {
-                        Bound::Unbounded => continue,
-                        Bound::Inclusive(s) => (inclusive_op, s),
-                        Bound::Exclusive(s) => (exclusive_op, s),
-                    };
-                    let p = self.text_param(s.as_str());
-                    conditions.push(format!("{column} {op} {p}"));
-                }
-            }
+            None => self.string_range_conditions("qa.value", lower, upper),
+        }
+    }
+
+    /// Byte-wise comparisons of `column` with the bounds that are not open.
+    fn string_range_conditions(
+        &mut self,
+        column: &str,
+        lower: &Bound,
+        upper: &Bound,
+    ) -> Vec<String> {
+        let column = match self.dialect {
+            Dialect::Sqlite => column.to_string(),
+            Dialect::Postgres => format!("{column} COLLATE \"C\""),
+        };
+        let mut conditions = Vec::new();
+        for (bound, inclusive_op, exclusive_op) in [(lower, ">=", ">"), (upper, "<=", "<")] {
+            let (op, s) = match bound {
+                Bound::Unbounded => continue,
+                Bound::Inclusive(s) => (inclusive_op, s),
+                Bound::Exclusive(s) => (exclusive_op, s),
+            };
+            let p = self.text_param(s.as_str());
+            conditions.push(format!("{column} {op} {p}"));
         }
         conditions
     }
@@ -284,6 +467,7 @@ fn like_escape(s: &str) -> String {
 mod tests {
     use std::collections::BTreeSet;
 
+    use dora_core::model::{ListQuery, Sort, SortField};
     use dora_core::query::{numeric_value, parse};
     use proptest::prelude::*;
     use rusqlite::{params_from_iter, Connection};
@@ -403,6 +587,99 @@ mod tests {
         assert_eq!(f.sql, "(1=1 OR 1=0)");
     }
 
+    const COLUMNS: &[ColumnKey] = &[
+        ColumnKey {
+            key: "service",
+            column: "e.service",
+            nullable: false,
+        },
+        ColumnKey {
+            key: "env",
+            column: "e.env",
+            nullable: true,
+        },
+    ];
+
+    fn columns(query: &str, dialect: Dialect) -> Option<SqlFilter> {
+        column_filter_sql(&parse(query).unwrap(), "attrs", "e.pk", COLUMNS, dialect, 4)
+    }
+
+    #[test]
+    fn column_keys_become_column_conditions() {
+        let f = columns("service:(a OR b) env:prod -env:dev* -c:x", Dialect::Sqlite).unwrap();
+        assert_eq!(
+            f.sql,
+            "((e.service IN (?4, ?5)) AND (e.env IS NOT NULL AND e.env = ?6) \
+             AND NOT ((e.env IS NOT NULL AND e.env GLOB ?7)) \
+             AND NOT (EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = e.pk AND qa.key = ?8 AND qa.value = ?9)))"
+        );
+        assert_eq!(
+            f.params,
+            vec![
+                text("a"),
+                text("b"),
+                text("prod"),
+                text("dev*"),
+                text("c"),
+                text("x")
+            ]
+        );
+        let f = columns("env:(a OR b) service:x*", Dialect::Postgres).unwrap();
+        assert_eq!(
+            f.sql,
+            "((e.env IS NOT NULL AND e.env IN ($4, $5)) AND (e.service LIKE $6 ESCAPE '\\'))"
+        );
+    }
+
+    #[test]
+    fn column_exists_and_ranges() {
+        let f = columns("env:* -service:* env:[a TO b}", Dialect::Postgres).unwrap();
+        assert_eq!(
+            f.sql,
+            "((e.env IS NOT NULL) AND NOT ((e.service IS NOT NULL)) \
+             AND (e.env IS NOT NULL AND e.env COLLATE \"C\" >= $4 AND e.env COLLATE \"C\" < $5))"
+        );
+        // Numeric ranges compare `num`, which only the attributes have.
+        let f = columns("env:>2 service:a", Dialect::Sqlite).unwrap();
+        assert_eq!(
+            f.sql,
+            "(EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = e.pk AND qa.key = ?4 AND qa.num > ?5) \
+             AND (e.service = ?6))"
+        );
+    }
+
+    #[test]
+    fn groups_of_several_keys_or_patterns_stay_disjunctions() {
+        let f = columns("service:a OR env:a", Dialect::Sqlite).unwrap();
+        assert_eq!(
+            f.sql,
+            "((e.service = ?4) OR (e.env IS NOT NULL AND e.env = ?5))"
+        );
+        let f = columns("service:(a OR b*)", Dialect::Sqlite).unwrap();
+        assert_eq!(f.sql, "((e.service = ?4) OR (e.service GLOB ?5))");
+    }
+
+    #[test]
+    fn no_column_filter_without_column_terms() {
+        assert_eq!(columns("c:a \"free text\" env:>1", Dialect::Sqlite), None);
+        assert_eq!(
+            column_filter_sql(&Query::All, "attrs", "e.pk", COLUMNS, Dialect::Sqlite, 1),
+            None
+        );
+    }
+
+    #[test]
+    fn the_tag_guard_looks_for_quoted_keys() {
+        assert_eq!(
+            tag_guard("e.custom_tags", COLUMNS, Dialect::Sqlite),
+            "(instr(e.custom_tags, '\"service:') > 0 OR instr(e.custom_tags, '\"env:') > 0)"
+        );
+        assert_eq!(
+            tag_guard("custom_tags", COLUMNS, Dialect::Postgres),
+            "(custom_tags ~ '\"(service|env):')"
+        );
+    }
+
     // -----------------------------------------------------------------------------------------
     // Differential test against Query::matches on SQLite
 
@@ -469,8 +746,10 @@ mod tests {
 
     /// Pieces of values and patterns: few, so that queries and events actually meet, and
     /// including every GLOB/LIKE metacharacter, case variants, digits and non-ASCII.
+    /// (`"` and `:` for the custom tags of the list test: JSON escaping and `"key:` inside
+    /// values.)
     const FRAGMENTS: &[&str] = &[
-        "a", "A", "b", "*", "?", "%", "_", "\\", "[", "]", "1", ".", "-", "é", "É", " ",
+        "a", "A", "b", "*", "?", "%", "_", "\\", "[", "]", "1", ".", "-", "é", "É", " ", "\"", ":",
     ];
 
     /// Concatenations of up to three fragments, or a number.
@@ -632,6 +911,225 @@ mod tests {
             if let Ok(q) = parse(&text) {
                 let db = database(&events);
                 prop_assert_eq!(sql_matches(&db, &q), memory_matches(&events, &q), "query {:?}", text);
+            }
+        }
+    }
+    // -----------------------------------------------------------------------------------------
+    // Differential test of the whole list (`sql::list`) with column keys, against matches
+
+    /// A row whose keys `a` (always set) and `b` (optional) are columns, as a deployment's
+    /// service and env are; its custom tags may repeat them.
+    #[derive(Debug, Clone)]
+    struct Row {
+        a: String,
+        b: Option<String>,
+        tags: Vec<(String, String)>,
+        started_at: i64,
+        finished_at: i64,
+    }
+
+    impl Row {
+        /// As `deployment_attributes` makes them.
+        fn attrs(&self) -> Vec<(String, String)> {
+            let mut attrs = vec![("a".to_string(), self.a.clone())];
+            attrs.extend(self.b.clone().map(|b| ("b".to_string(), b)));
+            attrs.extend(self.tags.iter().cloned());
+            attrs
+        }
+    }
+
+    const ROW_KEYS: &[ColumnKey] = &[
+        ColumnKey {
+            key: "a",
+            column: "e.a",
+            nullable: false,
+        },
+        ColumnKey {
+            key: "b",
+            column: "e.b",
+            nullable: true,
+        },
+    ];
+
+    const ROWS: crate::sql::EventTable = crate::sql::EventTable {
+        table: "rows",
+        attrs_table: "attrs",
+        columns: "e.pk",
+        range_column: "finished_at",
+        column_keys: ROW_KEYS,
+    };
+
+    /// The rows, their attributes and the indexes a list plan could use, like migration 0006's.
+    fn rows_database(rows: &[Row]) -> Connection {
+        let db = Connection::open_in_memory().unwrap();
+        db.execute_batch(&format!(
+            "CREATE TABLE rows (pk INTEGER PRIMARY KEY, a TEXT NOT NULL, b TEXT,
+                 started_at BIGINT NOT NULL, finished_at BIGINT NOT NULL, custom_tags TEXT NOT NULL);
+             CREATE TABLE attrs (owner_pk INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, num REAL);
+             CREATE INDEX attrs_kvo ON attrs(key, value, owner_pk);
+             CREATE INDEX rows_by_a_b ON rows (a, b, finished_at);
+             CREATE INDEX rows_tagged ON rows (finished_at, pk) WHERE {};",
+            tag_guard("custom_tags", ROW_KEYS, Dialect::Sqlite)
+        ))
+        .unwrap();
+        for (i, row) in rows.iter().enumerate() {
+            let pk = i as i64 + 1;
+            let tags: Vec<String> = row.tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            db.execute(
+                "INSERT INTO rows (pk, a, b, started_at, finished_at, custom_tags)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    pk,
+                    row.a,
+                    row.b,
+                    row.started_at,
+                    row.finished_at,
+                    crate::rows::to_json_list(&tags)
+                ],
+            )
+            .unwrap();
+            for (key, value) in row.attrs() {
+                db.execute(
+                    "INSERT INTO attrs (owner_pk, key, value, num) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![pk, key, value, numeric_value(&value)],
+                )
+                .unwrap();
+            }
+        }
+        db
+    }
+
+    fn sql_list(db: &Connection, query: &ListQuery) -> Vec<i64> {
+        let (sql, params) = crate::sql::list(query, &ROWS, Dialect::Sqlite);
+        let mut stmt = db.prepare(&sql).unwrap();
+        let values = crate::sqlite::to_sql_values(params);
+        stmt.query_map(params_from_iter(values), |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// What the list must answer: the matches in range, in order, at most `limit`.
+    fn memory_list(rows: &[Row], query: &ListQuery) -> Vec<i64> {
+        let mut found: Vec<(i64, i64)> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| {
+                query.from.is_none_or(|from| row.finished_at >= from)
+                    && query.to.is_none_or(|to| row.finished_at <= to)
+            })
+            .filter(|(_, row)| {
+                let attrs = row.attrs();
+                let pairs: Vec<(&str, &str)> = attrs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                query.filter.matches(&pairs)
+            })
+            .map(|(i, row)| {
+                let key = match query.sort.field {
+                    SortField::StartedAt => row.started_at,
+                    SortField::FinishedAt => row.finished_at,
+                };
+                (key, i as i64 + 1)
+            })
+            .collect();
+        found.sort();
+        if query.sort.descending {
+            found.reverse();
+        }
+        found.truncate(query.limit as usize);
+        found.into_iter().map(|(_, pk)| pk).collect()
+    }
+
+    fn rows() -> impl Strategy<Value = Vec<Row>> {
+        let row = (
+            strings(),
+            prop::option::of(strings()),
+            prop::collection::vec((keys(), strings()), 0..3),
+            0..3i64,
+            0..3i64,
+        )
+            .prop_map(|(a, b, tags, started_at, finished_at)| Row {
+                a,
+                b,
+                tags,
+                started_at,
+                finished_at,
+            });
+        prop::collection::vec(row, 0..10)
+    }
+
+    /// `key:(v1 OR v2 ...)` as the parser expands it: what becomes `column IN (...)`.
+    fn value_group(strings: BoxedStrategy<String>) -> BoxedStrategy<Query> {
+        (keys(), prop::collection::vec(strings, 1..4))
+            .prop_map(|(key, values)| {
+                Query::Or(
+                    values
+                        .into_iter()
+                        .map(|v| {
+                            Query::Term(Term::Field {
+                                key: key.clone(),
+                                value: Pattern::Exact(v),
+                            })
+                        })
+                        .collect(),
+                )
+            })
+            .boxed()
+    }
+
+    fn list_queries(rows: &[Row]) -> BoxedStrategy<Vec<ListQuery>> {
+        let events: Events = rows.iter().map(Row::attrs).collect();
+        let strings = query_strings(&events);
+        let filter = prop_oneof![
+            2 => query(strings.clone()),
+            1 => (value_group(strings.clone()), query(strings.clone()))
+                .prop_map(|(group, q)| Query::And(vec![group, q])),
+            1 => value_group(strings).prop_map(|group| Query::Not(Box::new(group))),
+        ];
+        let list_query = (
+            filter,
+            prop::option::of(0..3i64),
+            prop::option::of(0..3i64),
+            1..6u32,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(filter, from, to, limit, started, descending)| ListQuery {
+                from,
+                to,
+                limit,
+                filter,
+                sort: Sort {
+                    field: if started {
+                        SortField::StartedAt
+                    } else {
+                        SortField::FinishedAt
+                    },
+                    descending,
+                },
+            });
+        prop::collection::vec(list_query, 1..6).boxed()
+    }
+
+    fn rows_and_list_queries() -> impl Strategy<Value = (Vec<Row>, Vec<ListQuery>)> {
+        rows().prop_flat_map(|rows| {
+            let queries = list_queries(&rows);
+            (Just(rows), queries)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn sqlite_list_with_column_keys_agrees_with_matches(
+            (rows, queries) in rows_and_list_queries()
+        ) {
+            let db = rows_database(&rows);
+            for query in &queries {
+                prop_assert_eq!(sql_list(&db, query), memory_list(&rows, query), "{:?}", query);
             }
         }
     }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use dora_core::model::{Commit, ListQuery, SortField};
 use dora_core::query::Query;
 
-use crate::query_sql::{filter_sql, Dialect, SqlParam};
+use crate::query_sql::{column_filter_sql, filter_sql, tag_guard, ColumnKey, Dialect, SqlParam};
 use crate::FactQuery;
 
 /// One kind of event: its table, its attribute table and the column lists the row mappers read.
@@ -16,7 +16,36 @@ pub struct EventTable {
     pub columns: &'static str,
     /// The column `from`/`to` bound.
     pub range_column: &'static str,
+    /// Keys whose attribute is a column of the table (unless a custom tag repeats the key), so
+    /// that lists can filter them with the table's indexes; see [`list`].
+    pub column_keys: &'static [ColumnKey],
 }
+
+/// `service`, `env`, `team` and `version` of a deployment are its columns of those names (see
+/// `dora_core::model::deployment_attributes`). Migration 0006's partial index is declared with
+/// [`tag_guard`] over exactly these keys, in this order.
+pub const DEPLOYMENT_COLUMN_KEYS: &[ColumnKey] = &[
+    ColumnKey {
+        key: "service",
+        column: "e.service",
+        nullable: false,
+    },
+    ColumnKey {
+        key: "env",
+        column: "e.env",
+        nullable: true,
+    },
+    ColumnKey {
+        key: "team",
+        column: "e.team",
+        nullable: true,
+    },
+    ColumnKey {
+        key: "version",
+        column: "e.version",
+        nullable: true,
+    },
+];
 
 pub const DEPLOYMENTS: EventTable = EventTable {
     table: "deployments",
@@ -25,6 +54,7 @@ pub const DEPLOYMENTS: EventTable = EventTable {
         e.repository_url, e.repository_id, e.commit_sha, e.custom_tags, e.source, \
         e.change_failure, e.remediation_type, e.remediation_id, e.remediation_version",
     range_column: "finished_at",
+    column_keys: DEPLOYMENT_COLUMN_KEYS,
 };
 
 pub const FAILURES: EventTable = EventTable {
@@ -33,6 +63,9 @@ pub const FAILURES: EventTable = EventTable {
     columns: "e.id, e.name, e.services, e.team, e.env, e.severity, e.started_at, e.finished_at, \
         e.version, e.repository_url, e.repository_id, e.commit_sha, e.custom_tags, e.source",
     range_column: "started_at",
+    // A failure's `service` attributes come from a JSON list; its lists are small enough for the
+    // attribute look-ups.
+    column_keys: &[],
 };
 
 pub const PUT_DEPLOYMENT: &str = "INSERT INTO deployments (id, service, env, team, version, \
@@ -152,6 +185,12 @@ pub const FIND_TOKEN: &str = "SELECT name, hash, scopes, restrictions FROM token
 pub const COUNT_TOKENS: &str = "SELECT COUNT(*) FROM tokens";
 
 /// `SELECT … WHERE <time range> AND <filter> ORDER BY … LIMIT …` over one event table.
+///
+/// When the filter has terms on the table's [`EventTable::column_keys`], the rows are found in
+/// two disjoint parts: rows without a custom tag of those keys (not [`tag_guard`]), filtered on
+/// the columns — which an index on them serves, instead of one attribute look-up per row in the
+/// range — and the rest (usually none), filtered on the attributes. Only the keys (`pk` and the
+/// sort column) of the first `limit` matches are sorted; their rows are read afterwards.
 pub fn list(query: &ListQuery, table: &EventTable, dialect: Dialect) -> (String, Vec<SqlParam>) {
     let mut params = vec![
         SqlParam::Int(query.from.unwrap_or(i64::MIN)),
@@ -159,21 +198,73 @@ pub fn list(query: &ListQuery, table: &EventTable, dialect: Dialect) -> (String,
         SqlParam::Int(i64::from(query.limit)),
     ];
     let filter = filter_sql(&query.filter, table.attrs_table, "e.pk", dialect, 4);
+    let next_param = 4 + filter.params.len();
     params.extend(filter.params);
     let sort_column = match query.sort.field {
         SortField::StartedAt => "started_at",
         SortField::FinishedAt => "finished_at",
     };
     let direction = if query.sort.descending { "DESC" } else { "ASC" };
-    let sql = format!(
-        "SELECT {columns} FROM {table} e \
-         WHERE e.{range} >= ?1 AND e.{range} <= ?2 AND ({filter}) \
-         ORDER BY e.{sort_column} {direction}, e.pk {direction} LIMIT ?3",
-        columns = table.columns,
-        table = table.table,
-        range = table.range_column,
-        filter = filter.sql,
+    let in_range = format!(
+        "e.{range} >= ?1 AND e.{range} <= ?2",
+        range = table.range_column
     );
+    let columns_filter = column_filter_sql(
+        &query.filter,
+        table.attrs_table,
+        "e.pk",
+        table.column_keys,
+        dialect,
+        next_param,
+    );
+    let sql = match columns_filter {
+        None => format!(
+            "SELECT {columns} FROM {table} e WHERE {in_range} AND ({filter}) \
+             ORDER BY e.{sort_column} {direction}, e.pk {direction} LIMIT ?3",
+            columns = table.columns,
+            table = table.table,
+            filter = filter.sql,
+        ),
+        Some(columns_filter) => {
+            params.extend(columns_filter.params);
+            // The tagged rows are excluded from the first part by key, not by `NOT guard` on
+            // each row, so that an index holding the filtered columns covers it without
+            // reading rows.
+            let tagged = tag_guard("t.custom_tags", table.column_keys, dialect);
+            let untagged = match dialect {
+                // The set of tagged keys, built once through the partial index of migration
+                // 0006 (a correlated NOT EXISTS would read each row).
+                Dialect::Sqlite => format!(
+                    "e.pk NOT IN (SELECT t.pk FROM {} t WHERE {tagged})",
+                    table.table
+                ),
+                // An anti-join; PostgreSQL may run NOT IN as a sub-plan per row.
+                Dialect::Postgres => format!(
+                    "NOT EXISTS (SELECT 1 FROM {} t WHERE t.pk = e.pk AND {tagged})",
+                    table.table
+                ),
+            };
+            // Each part is sorted and limited on its own, so that it can stop early when an
+            // index gives its order (a sort over both would need every match of both).
+            let order = format!("ORDER BY 2 {direction}, 1 {direction} LIMIT ?3");
+            format!(
+                "SELECT {columns} FROM {table} e WHERE e.pk IN (SELECT m.pk FROM (\
+                 SELECT a.pk, a.sort_key FROM (\
+                 SELECT e.pk, e.{sort_column} AS sort_key FROM {table} e \
+                 WHERE {in_range} AND ({columns_filter}) AND {untagged} {order}) a \
+                 UNION ALL SELECT b.pk, b.sort_key FROM (\
+                 SELECT e.pk, e.{sort_column} AS sort_key FROM {table} e \
+                 WHERE {in_range} AND {guard} AND ({filter}) {order}) b\
+                 ) m ORDER BY m.sort_key {direction}, m.pk {direction} LIMIT ?3) \
+                 ORDER BY e.{sort_column} {direction}, e.pk {direction}",
+                columns = table.columns,
+                table = table.table,
+                columns_filter = columns_filter.sql,
+                guard = tag_guard("e.custom_tags", table.column_keys, dialect),
+                filter = filter.sql,
+            )
+        }
+    };
     let sql = match dialect {
         Dialect::Sqlite => sql,
         Dialect::Postgres => for_postgres(&sql),
@@ -357,6 +448,26 @@ pub fn for_postgres(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn migration_0006_declares_the_tag_guard_of_the_list() {
+        for (dialect, migration) in [
+            (
+                Dialect::Sqlite,
+                include_str!("../migrations/sqlite/0006_list_indexes.sql"),
+            ),
+            (
+                Dialect::Postgres,
+                include_str!("../migrations/postgres/0006_list_indexes.sql"),
+            ),
+        ] {
+            let guard = tag_guard("custom_tags", DEPLOYMENT_COLUMN_KEYS, dialect);
+            assert!(
+                migration.contains(&format!("\n    WHERE {guard};")),
+                "{dialect:?}: {guard}"
+            );
+        }
+    }
 
     #[test]
     fn placeholders_become_dollars() {

@@ -129,6 +129,141 @@ async fn the_query_language_filters_in_the_store() {
     assert_eq!(found, vec![ids[3].clone()]);
 }
 
+/// Lists filter service, env, team and version on the deployments' columns, but a custom tag may
+/// repeat those keys (`env:production` on a staging deployment): the deployment then has both
+/// values, and the list must find it by either, exactly as the query language's attributes say.
+async fn custom_tags_repeating_column_keys_count_as_values_of_those_keys() {
+    let app = spawn_app().await;
+    type Row = (
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+        &'static [&'static str],
+    );
+    let rows: [Row; 7] = [
+        ("shop", Some("production"), Some("web"), Some("v1"), &[]),
+        ("shop", Some("staging"), None, None, &["env:production"]),
+        (
+            "cart",
+            None,
+            Some("web"),
+            Some("v2"),
+            &["service:shop", "team:core"],
+        ),
+        (
+            "cart",
+            Some("production"),
+            Some("core"),
+            None,
+            &["version:v1", "language:rust"],
+        ),
+        // A quote in a value: the JSON of the tags holds `"env:` without an env tag.
+        (
+            "search",
+            Some("production"),
+            None,
+            Some("v3"),
+            &["note:say \"env:x"],
+        ),
+        (
+            "search",
+            Some("dev"),
+            Some("web"),
+            Some("v1"),
+            &["region:eu"],
+        ),
+        ("search", None, None, None, &[]),
+    ];
+    let mut events = Vec::new();
+    for (minute, (service, env, team, version, tags)) in rows.iter().enumerate() {
+        let mut attributes = deployment(service, "unused", minute as i64);
+        let object = attributes.as_object_mut().unwrap();
+        object.remove("env");
+        for (key, value) in [("env", env), ("team", team), ("version", version)] {
+            if let Some(value) = value {
+                object.insert(key.into(), json!(value));
+            }
+        }
+        object.insert("custom_tags".into(), json!(tags));
+        let id = app.deploy(attributes).await;
+        // The attributes the query language matches (`deployment_attributes`).
+        let mut attrs = vec![("service".to_string(), service.to_string())];
+        for (key, value) in [("env", env), ("team", team), ("version", version)] {
+            attrs.extend(value.map(|v| (key.to_string(), v.to_string())));
+        }
+        for tag in tags.iter() {
+            let (key, value) = tag.split_once(':').unwrap();
+            attrs.push((key.to_string(), value.to_string()));
+        }
+        events.push((id, attrs));
+    }
+    let queries = [
+        "env:production",
+        "-env:production",
+        "service:shop",
+        "-service:shop",
+        "service:(shop OR search)",
+        "service:(shop OR search) env:production -team:web",
+        "service:(shop OR cart) env:(production OR staging) team:(core OR web)",
+        "team:core",
+        "-team:*",
+        "team:*",
+        "env:*",
+        "-env:*",
+        "version:v1",
+        "version:(v1 OR v3) -service:cart",
+        "env:prod*",
+        "env:[a TO q]",
+        "env:x",
+        "service:cart env:production",
+        "service:shop OR env:dev",
+        "-(service:shop env:production)",
+    ];
+    for query in queries {
+        let parsed = dora_core::query::parse(query).unwrap();
+        let mut expected: Vec<String> = events
+            .iter()
+            .filter(|(_, attrs)| {
+                let pairs: Vec<(&str, &str)> = attrs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                parsed.matches(&pairs)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        expected.sort();
+        let mut found = app
+            .list_ids(
+                "deployments",
+                json!({"query": query, "sort": "finished_at", "limit": 1000}),
+            )
+            .await;
+        found.sort();
+        assert_eq!(found, expected, "{query}");
+    }
+    // Sorted and limited across deployments with and without such tags (1 has one, and so has
+    // 4 in the eyes of the list, through its quote).
+    let query = "env:production -service:shop OR service:shop env:staging";
+    let ids = |indexes: &[usize]| -> Vec<String> {
+        indexes.iter().map(|&i| events[i].0.clone()).collect()
+    };
+    assert_eq!(
+        app.list_ids("deployments", json!({"query": query, "limit": 2}))
+            .await,
+        ids(&[4, 3])
+    );
+    assert_eq!(
+        app.list_ids(
+            "deployments",
+            json!({"query": query, "limit": 2, "sort": "finished_at"})
+        )
+        .await,
+        ids(&[1, 3])
+    );
+}
+
 async fn failures_list_by_started_at_and_match_any_service() {
     let app = spawn_app().await;
     let base = 1_735_689_600;
@@ -180,5 +315,6 @@ conformance!(
     sort_ascending_and_by_started_at,
     from_and_to_bound_finished_at_inclusively,
     the_query_language_filters_in_the_store,
+    custom_tags_repeating_column_keys_count_as_values_of_those_keys,
     failures_list_by_started_at_and_match_any_service,
 );

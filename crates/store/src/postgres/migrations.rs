@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "deployment_facts",
         include_str!("../../migrations/postgres/0005_deployment_facts.sql"),
     ),
+    (
+        6,
+        "list_indexes",
+        include_str!("../../migrations/postgres/0006_list_indexes.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

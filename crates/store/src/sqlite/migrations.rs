@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "deployment_facts",
         include_str!("../../migrations/sqlite/0005_deployment_facts.sql"),
     ),
+    (
+        6,
+        "list_indexes",
+        include_str!("../../migrations/sqlite/0006_list_indexes.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.

@@ -436,3 +436,54 @@ impl Store for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dora_core::model::Sort;
+
+    use super::*;
+
+    fn plan(conn: &Connection, query: &str) -> String {
+        let query = ListQuery {
+            from: None,
+            to: None,
+            limit: 1000,
+            filter: dora_core::query::parse(query).unwrap(),
+            sort: Sort::parse("-finished_at").unwrap(),
+        };
+        let (sql, params) = sql::list(&query, &sql::DEPLOYMENTS, Dialect::Sqlite);
+        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let lines: Vec<String> = explain
+            .query_map(rusqlite::params_from_iter(to_sql_values(params)), |row| {
+                row.get(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        lines.join("\n")
+    }
+
+    /// Issue 6's list: the deployments of two services in one env come from migration 0006's
+    /// indexes alone, not from a walk of the whole range with attribute look-ups.
+    #[test]
+    fn a_list_by_service_and_env_reads_the_list_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations::check_or_run(&mut conn, true).unwrap();
+        let plan = plan(&conn, "service:(a OR b) env:production -team:x");
+        assert!(
+            plan.contains(
+                "SEARCH e USING COVERING INDEX deployments_by_service_env (service=? AND env=?"
+            ),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("SEARCH e USING INDEX deployments_tagged_by_finished"),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("SCAN t USING INDEX deployments_tagged_by_finished"),
+            "{plan}"
+        );
+        assert!(!plan.contains("deployments_by_finished"), "{plan}");
+    }
+}
