@@ -417,11 +417,30 @@ pub fn facts_query(what: &str, query: &FactQuery, dialect: Dialect) -> (String, 
             params.len() + 1,
         );
         params.extend(filter.params);
+        // On the columns where they say the same (see `list`), else on the attributes.
+        let columns = DEPLOYMENTS.column_keys;
+        let condition = match column_filter_sql(
+            &query.filter,
+            DEPLOYMENTS.attrs_table,
+            "e.pk",
+            columns,
+            dialect,
+            params.len() + 1,
+        ) {
+            None => filter.sql,
+            Some(on_columns) => {
+                params.extend(on_columns.params);
+                let guard = tag_guard("e.custom_tags", columns, dialect);
+                format!(
+                    "(({}) AND NOT {guard}) OR ({guard} AND ({}))",
+                    on_columns.sql, filter.sql
+                )
+            }
+        };
         // Not correlated: the database finds the matching deployments once, however it can.
         let _ = write!(
             sql,
-            " AND f.id IN (SELECT e.id FROM deployments e WHERE {})",
-            filter.sql
+            " AND f.id IN (SELECT e.id FROM deployments e WHERE {condition})"
         );
     }
     let sql = match dialect {

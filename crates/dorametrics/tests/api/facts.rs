@@ -317,6 +317,10 @@ async fn stored_facts_are_read_by_range_tier_project_group_and_query() {
         let id = format!("d-{service}-{env}-00000{n}");
         let mut d = deployment(&id, service, Some(env), Some("backend"));
         d.finished_at += n as i64 * HOUR * SECOND;
+        if env == "staging" {
+            // A custom tag of a column's key: the query sees both values.
+            d.custom_tags.push("env:prod".into());
+        }
         store.put_deployment(d.clone()).await.unwrap();
         let mut f = fact(&id, service, Some(env), vec![n as i64]);
         f.finished_at = d.finished_at;
@@ -388,8 +392,17 @@ async fn stored_facts_are_read_by_range_tier_project_group_and_query() {
     };
     assert_eq!(
         ids(store.read_facts(&query).await.unwrap()),
-        ["d-shop-prod-000000", "d-api-prod-000002"]
+        [
+            "d-shop-prod-000000",
+            "d-shop-staging-000001",
+            "d-api-prod-000002"
+        ]
     );
+    let untagged = FactQuery {
+        filter: Query::Not(Box::new(Query::field("env", "prod"))),
+        ..everything.clone()
+    };
+    assert!(store.read_facts(&untagged).await.unwrap().is_empty());
     let mut streams = store.fact_streams(&acme).await.unwrap();
     streams.sort();
     assert_eq!(
