@@ -825,7 +825,8 @@ async fn measure_all(
                 "The baselines aggregate precomputed tables (`changes.csv`: the commits each \
              production deployment first shipped; verdicts per deployment), as Four Keys and \
              DevLake do after their ETL; dorametrics derives change sets and failures from the \
-             raw events and commits on every request."
+             raw events and commits itself, keeping them per deployment as events arrive (the \
+             untimed first answer waits for whatever is still to derive)."
                     .into(),
                 format!(
                     "Ratios: intake is dorametrics' rate ÷ PostgreSQL's (above 1: dorametrics is \
