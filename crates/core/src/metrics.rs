@@ -168,15 +168,30 @@ pub fn quantile(sorted: &[f64], p: f64) -> Option<f64> {
 
 impl Distribution {
     pub fn of(nanos: impl IntoIterator<Item = Nanos>) -> Self {
-        let mut seconds: Vec<f64> = nanos.into_iter().map(|n| n as f64 / 1e9).collect();
-        seconds.sort_by(f64::total_cmp);
+        let mut nanos: Vec<Nanos> = nanos.into_iter().collect();
         Self {
-            count: seconds.len(),
-            median: quantile(&seconds, 0.5),
-            p75: quantile(&seconds, 0.75),
-            p90: quantile(&seconds, 0.9),
+            count: nanos.len(),
+            median: select_quantile(&mut nanos, 0.5),
+            p75: select_quantile(&mut nanos, 0.75),
+            p90: select_quantile(&mut nanos, 0.9),
         }
     }
+}
+
+/// [`quantile`] of durations in seconds, without sorting them: the two ranks it interpolates
+/// between are selected (linear time), which gives the very same result.
+fn select_quantile(nanos: &mut [Nanos], p: f64) -> Option<f64> {
+    let last = nanos.len().checked_sub(1)?;
+    let rank = p * last as f64;
+    let (low, high) = (rank.floor() as usize, (rank.ceil() as usize).min(last));
+    let (_, &mut low_value, above) = nanos.select_nth_unstable(low);
+    let high_value = if high == low {
+        low_value
+    } else {
+        above.iter().copied().min().unwrap_or(low_value)
+    };
+    let (low_seconds, high_seconds) = (low_value as f64 / 1e9, high_value as f64 / 1e9);
+    Some(low_seconds + (high_seconds - low_seconds) * (rank - low as f64))
 }
 
 /// The keys of one bucket.
@@ -327,6 +342,28 @@ mod tests {
         let ten: Vec<f64> = (1..=10).map(f64::from).collect();
         assert!((quantile(&ten, 0.9).unwrap() - 9.1).abs() < 1e-12);
         assert_eq!(quantile(&ten, 0.75), Some(7.75));
+    }
+
+    #[test]
+    fn selected_quantiles_equal_sorted_ones() {
+        let mut state: u64 = 7;
+        for len in [1usize, 2, 3, 10, 11, 1000, 1001] {
+            let nanos: Vec<Nanos> = (0..len)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    (state >> 20) as i64 % 1_000_000_000_000 - 1_000_000
+                })
+                .collect();
+            let mut sorted: Vec<f64> = nanos.iter().map(|n| *n as f64 / 1e9).collect();
+            sorted.sort_by(f64::total_cmp);
+            let d = Distribution::of(nanos.iter().copied());
+            assert_eq!(d.median, quantile(&sorted, 0.5), "{len}");
+            assert_eq!(d.p75, quantile(&sorted, 0.75), "{len}");
+            assert_eq!(d.p90, quantile(&sorted, 0.9), "{len}");
+        }
+        assert_eq!(Distribution::of([]), Distribution::default());
     }
 
     fn deployment(day: u32, failed: bool, leads: &[i64]) -> DeploymentFact {
