@@ -58,7 +58,7 @@ fn plain(status: StatusCode, message: &str) -> Response {
 }
 
 /// A JSON body with the JSON:API content type.
-pub fn json_api(value: serde_json::Value) -> Response {
+pub fn json_api(value: impl serde::Serialize) -> Response {
     let mut response = axum::Json(value).into_response();
     response
         .headers_mut()

@@ -488,6 +488,47 @@ mod tests {
         }
     }
 
+    /// The column keys say what `deployment_attributes` does: without custom tags, the
+    /// attributes of those keys are the columns' values, absent when they are `None`.
+    #[test]
+    fn deployment_column_keys_are_the_attributes_of_a_deployment() {
+        use dora_core::model::{deployment_attributes, Deployment};
+        let mut d = Deployment {
+            id: "shop-0000000000000001".into(),
+            service: "shop".into(),
+            env: Some("prod".into()),
+            team: Some("web".into()),
+            version: Some("v1".into()),
+            started_at: 0,
+            finished_at: 0,
+            git: None,
+            custom_tags: Vec::new(),
+            source: "api".into(),
+        };
+        for full in [true, false] {
+            if !full {
+                (d.env, d.team, d.version) = (None, None, None);
+            }
+            let attrs = deployment_attributes(&d);
+            for key in DEPLOYMENT_COLUMN_KEYS {
+                let column = match key.column {
+                    "e.service" => Some(&d.service),
+                    "e.env" => d.env.as_ref(),
+                    "e.team" => d.team.as_ref(),
+                    "e.version" => d.version.as_ref(),
+                    other => panic!("no field for {other}"),
+                };
+                let values: Vec<&String> = attrs
+                    .iter()
+                    .filter(|(k, _)| k == key.key)
+                    .map(|(_, v)| v)
+                    .collect();
+                assert_eq!(values, column.into_iter().collect::<Vec<_>>(), "{key:?}");
+                assert!(key.nullable || column.is_some(), "{key:?}");
+            }
+        }
+    }
+
     #[test]
     fn placeholders_become_dollars() {
         assert_eq!(

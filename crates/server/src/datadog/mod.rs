@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use dora_core::model::{DeploymentSelector, Scope};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::auth::Caller;
 use crate::body::JsonBody;
@@ -83,8 +83,8 @@ async fn list_deployments(
     caller.require(Scope::Read)?;
     let query = decode::list(&document, ListKind::Deployments)?;
     let found = state.store.list_deployments(&query).await?;
-    let data: Vec<Value> = found.iter().map(encode::deployment).collect();
-    Ok(json_api(json!({ "data": data })))
+    let data: Vec<_> = found.iter().map(encode::deployment).collect();
+    Ok(json_api(encode::Data { data }))
 }
 
 async fn list_failures(
@@ -95,8 +95,8 @@ async fn list_failures(
     caller.require(Scope::Read)?;
     let query = decode::list(&document, ListKind::Failures)?;
     let found = state.store.list_failures(&query).await?;
-    let data: Vec<Value> = found.iter().map(encode::failure).collect();
-    Ok(json_api(json!({ "data": data })))
+    let data: Vec<_> = found.iter().map(encode::failure).collect();
+    Ok(json_api(encode::Data { data }))
 }
 
 fn not_found(kind: &str, id: &str) -> ApiError {
@@ -111,7 +111,9 @@ async fn get_deployment(
     caller.require(Scope::Read)?;
     let found = state.store.get_deployment(&id).await?;
     let found = found.ok_or_else(|| not_found("Deployment", &id))?;
-    Ok(json_api(json!({ "data": encode::deployment(&found) })))
+    Ok(json_api(encode::Data {
+        data: encode::deployment(&found),
+    }))
 }
 
 async fn get_failure(
@@ -122,7 +124,9 @@ async fn get_failure(
     caller.require(Scope::Read)?;
     let found = state.store.get_failure(&id).await?;
     let found = found.ok_or_else(|| not_found("Failure", &id))?;
-    Ok(json_api(json!({ "data": encode::failure(&found) })))
+    Ok(json_api(encode::Data {
+        data: encode::failure(&found),
+    }))
 }
 
 async fn patch_deployment(
