@@ -395,7 +395,13 @@ pub fn facts_query(what: &str, query: &FactQuery, dialect: Dialect) -> (String, 
             .iter()
             .map(|t| param(&mut params, t.as_str().to_string()))
             .collect();
-        let _ = write!(sql, " AND f.tier IN ({})", tiers.join(", "));
+        // With a project, SQLite (3.50) would still pick the tier index and read every fact
+        // of the tier in the range; a unary `+` keeps the tier off the index choice there.
+        let column = match (dialect, &query.project) {
+            (Dialect::Sqlite, Some(_)) => "+f.tier",
+            _ => "f.tier",
+        };
+        let _ = write!(sql, " AND {column} IN ({})", tiers.join(", "));
     }
     if let Some(project) = &query.project {
         let p = param(&mut params, project.clone());

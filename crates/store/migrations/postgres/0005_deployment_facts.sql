@@ -18,7 +18,7 @@ CREATE TABLE deployment_facts (
 CREATE INDEX deployment_facts_by_stream ON deployment_facts (service, env);
 CREATE INDEX deployment_facts_by_tier ON deployment_facts (tier, finished_at);
 CREATE INDEX deployment_facts_by_finished ON deployment_facts (finished_at);
-CREATE INDEX deployment_facts_by_project ON deployment_facts (project, tier, finished_at);
+CREATE INDEX deployment_facts_by_project ON deployment_facts (project, finished_at);
 
 -- Streams whose facts are stale: every write that can change a stream appends a row in its own
 -- transaction (appends only, so concurrent writers never wait on each other); a
