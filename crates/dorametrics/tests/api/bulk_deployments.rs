@@ -21,21 +21,8 @@ fn attributes(n: i64) -> Value {
 }
 
 async fn push(app: &TestApp, token: &str, content_type: &str, body: String) -> (StatusCode, Value) {
-    let response = app
-        .client
-        .post(format!("{}/api/v1/deployments", app.base))
-        .header("DD-API-KEY", token)
-        .header("Content-Type", content_type)
-        .body(body)
-        .send()
+    app.post_raw("/api/v1/deployments", token, content_type, body)
         .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
 }
 
 async fn all_ids(app: &TestApp) -> Vec<String> {

@@ -34,23 +34,9 @@ fn ndjson(commits: &[Value]) -> String {
     commits.iter().map(|c| format!("{c}\n")).collect()
 }
 
-/// Posts a raw body to the commits intake; returns the status and the JSON answer.
 async fn push(app: &TestApp, token: &str, content_type: &str, body: String) -> (StatusCode, Value) {
-    let response = app
-        .client
-        .post(format!("{}/api/v1/commits", app.base))
-        .header("DD-API-KEY", token)
-        .header("Content-Type", content_type)
-        .body(body)
-        .send()
+    app.post_raw("/api/v1/commits", token, content_type, body)
         .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
 }
 
 /// `(pointer, detail)` of the first JSON:API error.

@@ -180,6 +180,32 @@ impl TestApp {
         }
     }
 
+    /// Posts a raw body (bulk intake: NDJSON or a JSON array) with its content type; returns
+    /// the status and the JSON answer (or its text when it is not JSON).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: String,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("DD-API-KEY", token)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(&self.admin), Some(body))
             .await
