@@ -9,5 +9,6 @@ pub mod model;
 pub mod project;
 pub mod query;
 pub mod repo;
+pub mod rollup;
 pub mod tier;
 pub mod time;

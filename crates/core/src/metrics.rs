@@ -7,7 +7,7 @@ use chrono::{Datelike, Days, Months, NaiveDate};
 use crate::tier::Tier;
 use crate::time::Nanos;
 
-const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+pub const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
 /// What the engine needs of one deployment.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +27,53 @@ pub struct DeploymentFact {
     pub merge_lead_times: Vec<Nanos>,
     /// When it failed and something remediated it: remediation finish − its finish.
     pub recovery_time: Option<Nanos>,
+}
+
+/// What the engine counts: one deployment's facts, or a day's tally of many (see
+/// [`crate::rollup`]). Every duration list is sorted.
+pub trait Tally {
+    /// When it counts: a deployment's finish, a day's start.
+    fn at(&self) -> Nanos;
+    fn deployments(&self) -> u64;
+    fn failed(&self) -> u64;
+    fn rework(&self) -> u64;
+    fn lead_times(&self) -> &[Nanos];
+    fn merge_lead_times(&self) -> &[Nanos];
+    /// Recovery times of failed deployments that were remediated.
+    fn recovery_times(&self) -> &[Nanos];
+}
+
+impl Tally for DeploymentFact {
+    fn at(&self) -> Nanos {
+        self.finished_at
+    }
+
+    fn deployments(&self) -> u64 {
+        1
+    }
+
+    fn failed(&self) -> u64 {
+        u64::from(self.failed)
+    }
+
+    fn rework(&self) -> u64 {
+        u64::from(self.rework)
+    }
+
+    fn lead_times(&self) -> &[Nanos] {
+        &self.lead_times
+    }
+
+    fn merge_lead_times(&self) -> &[Nanos] {
+        &self.merge_lead_times
+    }
+
+    fn recovery_times(&self) -> &[Nanos] {
+        match self.failed {
+            true => self.recovery_time.as_slice(),
+            false => &[],
+        }
+    }
 }
 
 /// What the engine needs of one failure.
@@ -168,30 +215,91 @@ pub fn quantile(sorted: &[f64], p: f64) -> Option<f64> {
 
 impl Distribution {
     pub fn of(nanos: impl IntoIterator<Item = Nanos>) -> Self {
-        let mut nanos: Vec<Nanos> = nanos.into_iter().collect();
+        Self::of_values(nanos.into_iter().collect())
+    }
+
+    fn of_values(mut values: Vec<Nanos>) -> Self {
+        let count = values.len();
+        let [median, p75, p90] =
+            [0.5, 0.75, 0.9].map(|p| quantile_by(count, p, |rank| select(&mut values, rank)));
         Self {
-            count: nanos.len(),
-            median: select_quantile(&mut nanos, 0.5),
-            p75: select_quantile(&mut nanos, 0.75),
-            p90: select_quantile(&mut nanos, 0.9),
+            count,
+            median,
+            p75,
+            p90,
+        }
+    }
+
+    /// The distribution of the union of sorted runs (each deployment's or each day's
+    /// durations). Few long runs (days) are searched in place; many short ones (deployments)
+    /// are gathered and selected.
+    pub fn of_runs<'a>(runs: impl IntoIterator<Item = &'a [Nanos]>) -> Self {
+        let runs: Vec<&[Nanos]> = runs.into_iter().filter(|r| !r.is_empty()).collect();
+        let count: usize = runs.iter().map(|r| r.len()).sum();
+        if runs.len() * LONG_RUN > count {
+            return Self::of_values(runs.concat());
+        }
+        let [median, p75, p90] =
+            [0.5, 0.75, 0.9].map(|p| quantile_by(count, p, |rank| nth_of_runs(&runs, rank)));
+        Self {
+            count,
+            median,
+            p75,
+            p90,
         }
     }
 }
 
-/// [`quantile`] of durations in seconds, without sorting them: the two ranks it interpolates
-/// between are selected (linear time), which gives the very same result.
-fn select_quantile(nanos: &mut [Nanos], p: f64) -> Option<f64> {
-    let last = nanos.len().checked_sub(1)?;
+/// Runs at least this long on average are searched in place rather than gathered.
+const LONG_RUN: usize = 64;
+
+/// [`quantile`] of `count` durations in seconds, given the value of any rank (0-based, in
+/// ascending order): the two ranks it interpolates between are looked up, which gives the very
+/// same result as sorting.
+fn quantile_by(count: usize, p: f64, mut nth: impl FnMut(usize) -> Nanos) -> Option<f64> {
+    let last = count.checked_sub(1)?;
     let rank = p * last as f64;
     let (low, high) = (rank.floor() as usize, (rank.ceil() as usize).min(last));
-    let (_, &mut low_value, above) = nanos.select_nth_unstable(low);
-    let high_value = if high == low {
-        low_value
-    } else {
-        above.iter().copied().min().unwrap_or(low_value)
-    };
+    let low_value = nth(low);
+    let high_value = if high == low { low_value } else { nth(high) };
     let (low_seconds, high_seconds) = (low_value as f64 / 1e9, high_value as f64 / 1e9);
     Some(low_seconds + (high_seconds - low_seconds) * (rank - low as f64))
+}
+
+/// The value of rank `n` (0-based) of unsorted values, in linear time.
+fn select(values: &mut [Nanos], n: usize) -> Nanos {
+    *values.select_nth_unstable(n).1
+}
+
+/// The value of rank `n` (0-based, less than their total length) of the union of sorted runs:
+/// the smallest value with more than `n` values at or below it, found by bisecting the value
+/// range (at most 64 steps of one binary search per run).
+fn nth_of_runs(runs: &[&[Nanos]], n: usize) -> Nanos {
+    let mut low = runs
+        .iter()
+        .filter_map(|r| r.first())
+        .copied()
+        .min()
+        .unwrap_or(0);
+    let mut high = runs
+        .iter()
+        .filter_map(|r| r.last())
+        .copied()
+        .max()
+        .unwrap_or(0);
+    while low < high {
+        let middle = ((i128::from(low) + i128::from(high)).div_euclid(2)) as Nanos;
+        let at_or_below: usize = runs
+            .iter()
+            .map(|r| r.partition_point(|&v| v <= middle))
+            .sum();
+        if at_or_below > n {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    low
 }
 
 /// The keys of one bucket.
@@ -221,14 +329,14 @@ fn ratio(part: u64, whole: u64) -> Option<f64> {
 
 /// The keys of one bucket from the facts that fall in it (deployments by finish time, failures
 /// by resolution time).
-pub fn values(bucket: &Bucket, deployments: &[DeploymentFact], failures: &[FailureFact]) -> Values {
-    let inside: Vec<&DeploymentFact> = deployments
+pub fn values<T: Tally>(bucket: &Bucket, deployments: &[T], failures: &[FailureFact]) -> Values {
+    let inside: Vec<&T> = deployments
         .iter()
-        .filter(|d| bucket.contains(d.finished_at))
+        .filter(|d| bucket.contains(d.at()))
         .collect();
-    let count = inside.len() as u64;
-    let failed = inside.iter().filter(|d| d.failed).count() as u64;
-    let rework = inside.iter().filter(|d| d.rework).count() as u64;
+    let count: u64 = inside.iter().map(|d| d.deployments()).sum();
+    let failed: u64 = inside.iter().map(|d| d.failed()).sum();
+    let rework: u64 = inside.iter().map(|d| d.rework()).sum();
     Values {
         deployments: count,
         deployments_per_day: count as f64 / bucket.days().max(1) as f64,
@@ -236,41 +344,63 @@ pub fn values(bucket: &Bucket, deployments: &[DeploymentFact], failures: &[Failu
         change_failure_rate: ratio(failed, count),
         rework_deployments: rework,
         rework_rate: ratio(rework, count),
-        lead_time: Distribution::of(inside.iter().flat_map(|d| d.lead_times.iter().copied())),
-        merge_lead_time: Distribution::of(
-            inside
-                .iter()
-                .flat_map(|d| d.merge_lead_times.iter().copied()),
-        ),
+        lead_time: Distribution::of_runs(inside.iter().map(|d| d.lead_times())),
+        merge_lead_time: Distribution::of_runs(inside.iter().map(|d| d.merge_lead_times())),
         time_to_restore: Distribution::of(failures.iter().filter_map(|f| {
             let finished = f.finished_at?;
             bucket.contains(finished).then_some(finished - f.started_at)
         })),
-        recovery_time: Distribution::of(
-            inside
-                .iter()
-                .filter(|d| d.failed)
-                .filter_map(|d| d.recovery_time),
-        ),
+        recovery_time: Distribution::of_runs(inside.iter().map(|d| d.recovery_times())),
+    }
+}
+
+/// What a metric counts: each deployment's facts, or day tallies of a whole group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Counted {
+    Deployments(Vec<DeploymentFact>),
+    Days(Vec<crate::rollup::DayTally>),
+}
+
+impl Counted {
+    /// [`values`] of whichever is counted.
+    pub fn values(&self, bucket: &Bucket, failures: &[FailureFact]) -> Values {
+        match self {
+            Self::Deployments(facts) => values(bucket, facts, failures),
+            Self::Days(tallies) => values(bucket, tallies, failures),
+        }
+    }
+
+    /// [`series`] of whichever is counted.
+    pub fn series(
+        &self,
+        first: NaiveDate,
+        last: NaiveDate,
+        interval: Interval,
+        failures: &[FailureFact],
+    ) -> Vec<(Bucket, Values)> {
+        match self {
+            Self::Deployments(facts) => series(first, last, interval, facts, failures),
+            Self::Days(tallies) => series(first, last, interval, tallies, failures),
+        }
     }
 }
 
 /// Every bucket of the range with its keys (empty buckets included).
-pub fn series(
+pub fn series<T: Tally>(
     first: NaiveDate,
     last: NaiveDate,
     interval: Interval,
-    deployments: &[DeploymentFact],
+    deployments: &[T],
     failures: &[FailureFact],
 ) -> Vec<(Bucket, Values)> {
-    // Facts come in finish order from the store: each bucket then looks only at its own.
-    let sorted = deployments.is_sorted_by_key(|d| d.finished_at);
+    // Facts come in time order from the store: each bucket then looks only at its own.
+    let sorted = deployments.is_sorted_by_key(|d| d.at());
     buckets(first, last, interval)
         .into_iter()
         .map(|bucket| {
             let candidates = if sorted {
-                let low = deployments.partition_point(|d| d.finished_at < bucket.start_nanos());
-                let high = deployments.partition_point(|d| d.finished_at < bucket.end_nanos());
+                let low = deployments.partition_point(|d| d.at() < bucket.start_nanos());
+                let high = deployments.partition_point(|d| d.at() < bucket.end_nanos());
                 &deployments[low..high]
             } else {
                 deployments
@@ -362,6 +492,16 @@ mod tests {
             assert_eq!(d.median, quantile(&sorted, 0.5), "{len}");
             assert_eq!(d.p75, quantile(&sorted, 0.75), "{len}");
             assert_eq!(d.p90, quantile(&sorted, 0.9), "{len}");
+            // The same values as sorted runs: few long ones (searched) or many short ones.
+            for run_count in [1, 3, len.div_ceil(2)] {
+                let mut runs: Vec<Vec<Nanos>> = vec![Vec::new(); run_count];
+                for (i, n) in nanos.iter().enumerate() {
+                    runs[i % run_count].push(*n);
+                }
+                runs.iter_mut().for_each(|r| r.sort_unstable());
+                let of_runs = Distribution::of_runs(runs.iter().map(Vec::as_slice));
+                assert_eq!(of_runs, d, "{len} values in {run_count} runs");
+            }
         }
         assert_eq!(Distribution::of([]), Distribution::default());
     }

@@ -1,8 +1,10 @@
 //! Environment tiers (GitLab's deployment tiers), guessed from env names token by token so that
 //! `nonprod` is never production (GitLab's substring guess files it there, gitlab#377916).
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tier {
+    /// The tier GitLab's DORA API reads when none is asked for.
+    #[default]
     Production,
     Staging,
     Testing,

@@ -8,13 +8,15 @@ use dora_core::derive::{
     attribute_failure, change_sets, concerns, stream_verdicts, ChangeSet, CommitGraph, FailureRule,
     Verdict,
 };
+use dora_core::metrics::Counted;
 use dora_core::metrics::{DeploymentFact, FailureFact};
 use dora_core::model::{Failure, ListQuery, Sort, SortField, StoredDeployment};
 use dora_core::project;
 use dora_core::query::Query;
+use dora_core::rollup;
 use dora_core::tier::{self, EnvTiers, Tier};
 use dora_core::time::Nanos;
-use dora_store::{DirtyStream, FactQuery, Store, StoreResult, StreamKey};
+use dora_store::{DirtyStream, FactQuery, Store, StoreResult, StreamKey, TallyQuery};
 
 /// Every event a selection matches, oldest first.
 fn everything(filter: Query, field: SortField) -> ListQuery {
@@ -197,6 +199,9 @@ const FEW_STREAMS: usize = 32;
 /// read never chases a stream of writes.
 const ROUNDS: usize = 4;
 
+/// Stale days one write transaction tallies again.
+const DAYS_PER_WRITE: usize = 8;
+
 /// How often one refresh re-derives a stream that writes keep staling before leaving it to
 /// the next refresh.
 const ATTEMPTS: usize = 3;
@@ -235,6 +240,9 @@ pub async fn refresh(store: &dyn Store, window: Nanos) -> StoreResult<usize> {
         count += dirty.len();
         rederive_all(store, dirty, window).await?;
     }
+    // Then the days whose facts changed are tallied again, a few per write transaction so
+    // that intake waits little between them.
+    while store.refresh_day_tallies(DAYS_PER_WRITE).await? > 0 {}
     Ok(count)
 }
 
@@ -411,6 +419,36 @@ pub async fn deployment_facts(
         .await
 }
 
+/// What the metrics of a selection count in `[from, to)`, brought up to date first: for a
+/// whole group (or everything) in any tiers with no other condition, the day tallies kept for
+/// it; otherwise the facts of every selected deployment. Both count the same
+/// ([`dora_core::metrics::Tally`]); the tallies are one row a day.
+pub async fn counted(
+    store: &dyn Store,
+    selection: &Selection,
+    from: Nanos,
+    to: Nanos,
+    window: Nanos,
+) -> StoreResult<Counted> {
+    if selection.filter != Query::All || selection.project.is_some() {
+        return Ok(Counted::Deployments(
+            deployment_facts(store, selection, from, to, window).await?,
+        ));
+    }
+    refresh(store, window).await?;
+    let query = TallyQuery {
+        group: selection
+            .group
+            .clone()
+            .unwrap_or_else(|| rollup::EVERYTHING.to_string()),
+        tiers: selection.tiers.clone(),
+        from_day: rollup::day_number(from),
+        // Whole days: `to` is the start of the day after the range.
+        to_day: rollup::day_number(to.saturating_sub(1)).saturating_add(1),
+    };
+    Ok(Counted::Days(store.read_day_tallies(&query).await?))
+}
+
 /// Deployment facts as [`deployment_facts`], and the failures resolved in `[from, to)` that
 /// concern a stream holding a selected deployment (of any time).
 pub async fn facts(
@@ -421,9 +459,21 @@ pub async fn facts(
     window: Nanos,
 ) -> StoreResult<(Vec<DeploymentFact>, Vec<FailureFact>)> {
     let deployments = deployment_facts(store, selection, from, to, window).await?;
+    let failures = failures(store, selection, from, to).await?;
+    Ok((deployments, failures))
+}
+
+/// The failures resolved in `[from, to)` that concern a stream holding a selected deployment
+/// (of any time), as the stored facts say after the last refresh.
+pub async fn failures(
+    store: &dyn Store,
+    selection: &Selection,
+    from: Nanos,
+    to: Nanos,
+) -> StoreResult<Vec<FailureFact>> {
     let resolved = store.failures_resolved(from, to).await?;
     if resolved.is_empty() {
-        return Ok((deployments, Vec::new()));
+        return Ok(Vec::new());
     }
     // The streams holding a selected deployment, and (for failures naming only a team) the
     // teams deploying in each of them.
@@ -470,7 +520,7 @@ pub async fn facts(
             finished_at: f.finished_at,
         })
         .collect();
-    Ok((deployments, failures))
+    Ok(failures)
 }
 
 /// Deployments a failure could be about: of the services it names (or of its team), in its env.

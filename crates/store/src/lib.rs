@@ -7,6 +7,9 @@ pub mod query_sql;
 mod rows;
 mod sql;
 pub mod sqlite;
+mod tallies;
+
+pub use tallies::TallyQuery;
 
 use std::sync::Arc;
 
@@ -17,6 +20,7 @@ use dora_core::model::{
     StoredDeployment,
 };
 use dora_core::query::Query;
+use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
 
@@ -200,7 +204,8 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()>;
     /// Replaces the facts of a stream — only if its newest mark is still `dirty.seq` (no write
     /// since, no other re-derivation stored since), which then makes it clean; `false`
-    /// (nothing written) otherwise.
+    /// (nothing written) otherwise. Only facts that changed are written, and their days marked
+    /// for [`Store::refresh_day_tallies`].
     async fn replace_stream_facts(
         &self,
         dirty: DirtyStream,
@@ -219,6 +224,11 @@ pub trait Store: Send + Sync + 'static {
         &self,
         query: &FactQuery,
     ) -> StoreResult<Vec<(StreamKey, Option<String>)>>;
+    /// Tallies again up to `days` of the days whose facts changed (oldest first), each from
+    /// all the facts of the day; returns how many it tallied (0: none was stale).
+    async fn refresh_day_tallies(&self, days: usize) -> StoreResult<usize>;
+    /// The stored day tallies a query asks for, in day order (then tier).
+    async fn read_day_tallies(&self, query: &TallyQuery) -> StoreResult<Vec<DayTally>>;
     /// Records a setting the facts are derived with; when it differs from the stored one,
     /// marks every stream dirty (in the same transaction) and returns `true`.
     async fn settle_fact_setting(&self, name: &str, value: i64) -> StoreResult<bool>;

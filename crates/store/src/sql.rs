@@ -331,8 +331,6 @@ pub const MARKED_SINCE: &str = "SELECT EXISTS (SELECT 1 FROM dirty_streams \
 /// Removes the marks a re-derivation saw; none left means another one stored a newer answer.
 pub const CLAIM_STREAM: &str =
     "DELETE FROM dirty_streams WHERE service = ?1 AND env = ?2 AND seq <= ?3";
-pub const DELETE_STREAM_FACTS: &str =
-    "DELETE FROM deployment_facts WHERE service = ?1 AND env = ?2";
 pub const PUT_FACT: &str = "INSERT INTO deployment_facts (id, finished_at, service, team, env, \
         tier, project, failed, rework, recovery_time, lead_times, merge_lead_times) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \

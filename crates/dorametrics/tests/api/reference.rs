@@ -1141,6 +1141,25 @@ async fn the_metrics_agree_with_a_reference_computation() {
             "from=2024-07-01&to=2024-07-31&interval=daily&service=billing&tiers=all&breakdown=env",
             Box::new(|d| d.service == "billing"),
         ),
+        // Whole groups and everything, without a breakdown: counted from the day tallies.
+        (
+            "from=2024-01-01&to=2024-12-31&interval=daily",
+            Box::new(production),
+        ),
+        (
+            "from=2024-01-10&to=2024-11-20&interval=weekly&tiers=all",
+            Box::new(|_| true),
+        ),
+        (
+            "from=2024-02-01&to=2024-12-31&interval=monthly&group=acme&tiers=production,staging",
+            Box::new(|d| {
+                ["production", "staging"].contains(&tier(d)) && project(d).starts_with("acme/")
+            }),
+        ),
+        (
+            "from=2024-03-03&to=2024-10-09&interval=all&group=acme/platform&tiers=all",
+            Box::new(|d| project(d).starts_with("acme/platform/")),
+        ),
     ];
     for (query, admits) in cases {
         check(&app, &h, &derived, query, admits).await;

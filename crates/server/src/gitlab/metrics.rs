@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{Days, Months, NaiveDate};
-use dora_core::metrics::{day_nanos, day_of, label, series, Interval, Values};
+use dora_core::metrics::{day_nanos, day_of, label, Interval, Values};
 use dora_core::query::Query;
 use dora_core::tier::Tier;
 use serde_json::{json, Value};
@@ -188,17 +188,14 @@ async fn answer(
     let after_end = end.checked_add_days(Days::new(1)).unwrap_or(end);
     let (store, selection) = (state.store.as_ref(), target.selection(Query::All, tiers));
     let (from, to, window) = (day_nanos(start), day_nanos(after_end), state.failure_window);
+    let counted = derivation::counted(store, &selection, from, to, window).await?;
     // Only time to restore looks at failures.
-    let (deployments, failures) = match request.metric {
-        Metric::TimeToRestoreService => {
-            derivation::facts(store, &selection, from, to, window).await?
-        }
-        _ => (
-            derivation::deployment_facts(store, &selection, from, to, window).await?,
-            Vec::new(),
-        ),
+    let failures = match request.metric {
+        Metric::TimeToRestoreService => derivation::failures(store, &selection, from, to).await?,
+        _ => Vec::new(),
     };
-    let rows: Vec<Value> = series(start, end, interval, &deployments, &failures)
+    let rows: Vec<Value> = counted
+        .series(start, end, interval, &failures)
         .into_iter()
         .map(|(bucket, values)| {
             let date = match interval {

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use chrono::{Days, NaiveDate};
 use dora_core::levels::{self, Assessment, Key, Level, Rating};
 use dora_core::metrics::{
-    self, Bucket, DeploymentFact, Distribution, FailureFact, Interval, Values,
+    self, Bucket, Counted, DeploymentFact, Distribution, FailureFact, Interval, Values,
 };
 use dora_core::query::Query;
 use dora_core::tier::Tier;
@@ -18,7 +18,7 @@ use dora_core::time::Nanos;
 use dora_store::{Store, StoreError};
 use serde_json::{json, Value};
 
-use crate::derivation::{facts, Selection};
+use crate::derivation::{counted, deployment_facts, facts, failures, Selection};
 use catalog::Catalog;
 pub use params::{parse, Breakdown, ReportRequest};
 
@@ -191,34 +191,37 @@ pub async fn run(
         metrics::day_nanos(range.start),
         metrics::day_nanos(range.end),
     );
-    let (deployments, failures) = facts(store, &selection, from, to, failure_window).await?;
+    // A breakdown groups each deployment; otherwise whatever counts them fastest will do.
+    let counted = match request.breakdown {
+        Some(_) => Counted::Deployments(
+            deployment_facts(store, &selection, from, to, failure_window).await?,
+        ),
+        None => counted(store, &selection, from, to, failure_window).await?,
+    };
+    let failures = failures(store, &selection, from, to).await?;
 
-    let totals = metrics::values(&range, &deployments, &failures);
+    let totals = counted.values(&range, &failures);
     let assessment = levels::assess(request.year, &totals);
-    let series: Vec<Value> = metrics::series(
-        request.from,
-        request.to,
-        request.interval,
-        &deployments,
-        &failures,
-    )
-    .iter()
-    .map(|(bucket, values)| {
-        let mut entry = json!({
-            "date": metrics::label(bucket, request.interval).to_string(),
-            "from": bucket.start.to_string(),
-            "to": bucket.end.pred_opt().unwrap_or(bucket.end).to_string(),
-            "days": bucket.days(),
-        });
-        if let (Some(entry), Value::Object(keys)) = (entry.as_object_mut(), values_json(values)) {
-            entry.extend(keys);
-        }
-        entry
-    })
-    .collect();
+    let series: Vec<Value> = counted
+        .series(request.from, request.to, request.interval, &failures)
+        .iter()
+        .map(|(bucket, values)| {
+            let mut entry = json!({
+                "date": metrics::label(bucket, request.interval).to_string(),
+                "from": bucket.start.to_string(),
+                "to": bucket.end.pred_opt().unwrap_or(bucket.end).to_string(),
+                "days": bucket.days(),
+            });
+            if let (Some(entry), Value::Object(keys)) = (entry.as_object_mut(), values_json(values))
+            {
+                entry.extend(keys);
+            }
+            entry
+        })
+        .collect();
 
-    let breakdown = match request.breakdown {
-        Some(by) => {
+    let breakdown = match (request.breakdown, &counted) {
+        (Some(by), Counted::Deployments(deployments)) => {
             let keys: BTreeSet<(bool, Option<String>)> = deployments
                 .iter()
                 .map(|d| {
@@ -246,7 +249,7 @@ pub async fn run(
             }
             json!({ "by": by.as_str(), "groups": groups })
         }
-        None => Value::Null,
+        _ => Value::Null,
     };
 
     let tiers: Vec<&str> = if request.tiers.is_empty() {

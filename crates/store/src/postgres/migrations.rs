@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "list_indexes",
         include_str!("../../migrations/postgres/0006_list_indexes.sql"),
     ),
+    (
+        7,
+        "day_tallies",
+        include_str!("../../migrations/postgres/0007_day_tallies.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

@@ -13,6 +13,7 @@ use dora_core::model::{
     DeploymentSelector, Failure, ListQuery, StoredDeployment,
 };
 use dora_core::query::numeric_value;
+use dora_core::rollup::{self, DayTally};
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
 use tokio_postgres::types::ToSql;
@@ -21,10 +22,16 @@ use tokio_postgres::{NoTls, Row};
 use crate::query_sql::{Dialect, SqlParam};
 use crate::rows::{encode_nanos, json_list_text, to_json_list, Columns};
 use crate::sql::{self, for_postgres, EventTable};
-use crate::{DirtyStream, FactQuery, Store, StoreError, StoreResult, StreamKey, TokenRecord};
+use crate::tallies;
+use crate::{
+    DirtyStream, FactQuery, Store, StoreError, StoreResult, StreamKey, TallyQuery, TokenRecord,
+};
 
 /// An arbitrary constant naming the lock that makes the first admin token unique.
 const FIRST_TOKEN_LOCK: i64 = 0x0064_6f72_6174_6f6b;
+
+/// An arbitrary constant naming the lock that lets one node at a time tally days.
+const DAY_TALLY_LOCK: i64 = 0x0064_6f72_6164_6179;
 
 /// Connections per server process.
 const POOL_SIZE: usize = 16;
@@ -116,6 +123,15 @@ async fn execute(
 ) -> StoreResult<u64> {
     let statement = tx.prepare_cached(&for_postgres(sql)).await?;
     Ok(tx.execute(&statement, params).await?)
+}
+
+async fn query(
+    tx: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Vec<Row>> {
+    let statement = tx.prepare_cached(&for_postgres(sql)).await?;
+    Ok(tx.query(&statement, params).await?)
 }
 
 async fn query_opt(
@@ -527,9 +543,17 @@ impl Store for PostgresStore {
             if execute(tx, sql::CLAIM_STREAM, &[service, &env, &dirty.seq]).await? == 0 {
                 return Ok(false);
             }
-            execute(tx, sql::DELETE_STREAM_FACTS, &[service, &env]).await?;
+            let stored_rows = query(tx, &sql::stream_facts(), &[service, &env]).await?;
+            let stored = stored_rows
+                .iter()
+                .map(crate::rows::deployment_fact)
+                .collect::<StoreResult<Vec<_>>>()?;
+            let changes = tallies::fact_changes(stored, &facts);
+            for id in &changes.delete {
+                execute(tx, tallies::DELETE_FACT, &[id, service, &env]).await?;
+            }
             let put = tx.prepare_cached(&for_postgres(sql::PUT_FACT)).await?;
-            for f in &facts {
+            for f in changes.put {
                 tx.execute(
                     &put,
                     &[
@@ -548,6 +572,9 @@ impl Store for PostgresStore {
                     ],
                 )
                 .await?;
+            }
+            for day in changes.days {
+                execute(tx, tallies::MARK_DAY, &[&day]).await?;
             }
             Ok(true)
         })
@@ -590,6 +617,59 @@ impl Store for PostgresStore {
     ) -> StoreResult<Vec<(StreamKey, Option<String>)>> {
         let (sql, params) = sql::facts_query(sql::FACT_STREAM_COLUMNS, query, Dialect::Postgres);
         self.query_with(&sql, &params, crate::rows::stream_and_team)
+            .await
+    }
+
+    async fn refresh_day_tallies(&self, days: usize) -> StoreResult<usize> {
+        self.write(async |tx| {
+            // One tallier at a time across nodes: each claims its days' marks before reading
+            // their facts, so a fact written meanwhile leaves a mark for the next one, and no
+            // tallier stores an older tally over a newer one.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&DAY_TALLY_LOCK])
+                .await?;
+            let limit = i64::try_from(days).unwrap_or(i64::MAX);
+            let days = query(tx, tallies::DIRTY_DAYS, &[&limit]).await?;
+            let days = days
+                .iter()
+                .map(|row| row.required_int(0))
+                .collect::<StoreResult<Vec<i64>>>()?;
+            for &day in &days {
+                execute(tx, tallies::CLAIM_DAY, &[&day]).await?;
+                let (from, to) = tallies::day_range(day);
+                let rows = query(tx, &tallies::facts_between(), &[&from, &to]).await?;
+                let facts = rows
+                    .iter()
+                    .map(crate::rows::deployment_fact)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                execute(tx, tallies::DELETE_DAY, &[&day]).await?;
+                let put = tx.prepare_cached(&for_postgres(tallies::PUT_TALLY)).await?;
+                for t in rollup::tally(&facts) {
+                    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                    tx.execute(
+                        &put,
+                        &[
+                            &t.group,
+                            &t.tier.as_str(),
+                            &t.day,
+                            &count(t.deployments),
+                            &count(t.failed),
+                            &count(t.rework),
+                            &encode_nanos(&t.lead_times),
+                            &encode_nanos(&t.merge_lead_times),
+                            &encode_nanos(&t.recovery_times),
+                        ],
+                    )
+                    .await?;
+                }
+            }
+            Ok(days.len())
+        })
+        .await
+    }
+
+    async fn read_day_tallies(&self, query: &TallyQuery) -> StoreResult<Vec<DayTally>> {
+        let (sql, params) = tallies::tallies_query(query);
+        self.query_with(&for_postgres(&sql), &params, tallies::day_tally)
             .await
     }
 

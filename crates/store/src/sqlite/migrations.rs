@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "list_indexes",
         include_str!("../../migrations/sqlite/0006_list_indexes.sql"),
     ),
+    (
+        7,
+        "day_tallies",
+        include_str!("../../migrations/sqlite/0007_day_tallies.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.

@@ -14,6 +14,7 @@ use dora_core::metrics::DeploymentFact;
 use dora_core::model::{
     Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, StoredDeployment,
 };
+use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
 use rusqlite::{Connection, OpenFlags};
@@ -22,7 +23,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::query_sql::{Dialect, SqlParam};
 use crate::rows::Columns;
 use crate::sql;
-use crate::{DirtyStream, FactQuery, Store, StoreError, StoreResult, StreamKey, TokenRecord};
+use crate::tallies;
+use crate::{
+    DirtyStream, FactQuery, Store, StoreError, StoreResult, StreamKey, TallyQuery, TokenRecord,
+};
 use rows::query_all;
 use writer::{WriteJob, WriteOp};
 
@@ -418,6 +422,21 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let params = rusqlite::params_from_iter(to_sql_values(params));
             query_all(conn, &sql, params, |row| crate::rows::stream_and_team(row))
+        })
+        .await
+    }
+
+    async fn refresh_day_tallies(&self, days: usize) -> StoreResult<usize> {
+        self.write(WriteOp::TallyDays(days))
+            .await
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn read_day_tallies(&self, query: &TallyQuery) -> StoreResult<Vec<DayTally>> {
+        let (sql, params) = tallies::tallies_query(query);
+        self.read(move |conn| {
+            let params = rusqlite::params_from_iter(to_sql_values(params));
+            query_all(conn, &sql, params, |row| tallies::day_tally(row))
         })
         .await
     }

@@ -11,6 +11,11 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use dora_core::metrics::DeploymentFact;
+use dora_core::rollup;
+
+use super::rows::query_all;
+use crate::rows::Columns;
+use crate::tallies;
 
 use crate::rows::{encode_nanos, json_list_text, to_json_list};
 use crate::sql::{self, EventTable};
@@ -35,6 +40,8 @@ pub enum WriteOp {
     SetEnvTier(String, Option<dora_core::tier::Tier>),
     MarkDirty(Vec<StreamKey>),
     ReplaceFacts(DirtyStream, Vec<DeploymentFact>),
+    /// Tallies again up to this many stale days.
+    TallyDays(usize),
     SettleFactSetting(String, i64),
 }
 
@@ -130,6 +137,7 @@ fn apply(tx: &Connection, op: &WriteOp) -> StoreResult<u64> {
             Ok(streams.len() as u64)
         }
         WriteOp::ReplaceFacts(dirty, facts) => replace_facts(tx, dirty, facts),
+        WriteOp::TallyDays(limit) => tally_days(tx, *limit),
         WriteOp::SettleFactSetting(name, value) => {
             let stored: Option<i64> = tx
                 .prepare_cached(sql::FACT_SETTING)?
@@ -390,10 +398,16 @@ fn replace_facts(
     if claimed == 0 {
         return Ok(0);
     }
-    tx.prepare_cached(sql::DELETE_STREAM_FACTS)?
-        .execute(params![service, env])?;
+    let stored = query_all(tx, &sql::stream_facts(), params![service, env], |row| {
+        crate::rows::deployment_fact(row)
+    })?;
+    let changes = tallies::fact_changes(stored, facts);
+    let mut delete = tx.prepare_cached(tallies::DELETE_FACT)?;
+    for id in &changes.delete {
+        delete.execute(params![id, service, env])?;
+    }
     let mut put = tx.prepare_cached(sql::PUT_FACT)?;
-    for f in facts {
+    for f in changes.put {
         put.execute(params![
             f.id,
             f.finished_at,
@@ -409,5 +423,38 @@ fn replace_facts(
             encode_nanos(&f.merge_lead_times),
         ])?;
     }
+    let mut mark = tx.prepare_cached(tallies::MARK_DAY)?;
+    for day in changes.days {
+        mark.execute([day])?;
+    }
     Ok(1)
+}
+
+/// Tallies up to `limit` stale days again from their facts; how many it did.
+fn tally_days(tx: &Connection, limit: usize) -> StoreResult<u64> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let days = query_all(tx, tallies::DIRTY_DAYS, [limit], |row| row.required_int(0))?;
+    for &day in &days {
+        tx.prepare_cached(tallies::CLAIM_DAY)?.execute([day])?;
+        let (from, to) = tallies::day_range(day);
+        let facts = query_all(tx, &tallies::facts_between(), [from, to], |row| {
+            crate::rows::deployment_fact(row)
+        })?;
+        tx.prepare_cached(tallies::DELETE_DAY)?.execute([day])?;
+        let mut put = tx.prepare_cached(tallies::PUT_TALLY)?;
+        for t in rollup::tally(&facts) {
+            put.execute(params![
+                t.group,
+                t.tier.as_str(),
+                t.day,
+                t.deployments,
+                t.failed,
+                t.rework,
+                encode_nanos(&t.lead_times),
+                encode_nanos(&t.merge_lead_times),
+                encode_nanos(&t.recovery_times),
+            ])?;
+        }
+    }
+    Ok(days.len() as u64)
 }
