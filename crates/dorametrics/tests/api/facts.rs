@@ -5,8 +5,9 @@
 use dora_core::metrics::DeploymentFact;
 use dora_core::model::{Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, Git};
 use dora_core::query::Query;
+use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
-use dora_store::{DirtyStream, FactQuery, Store, StreamKey};
+use dora_store::{DirtyStream, FactQuery, Store, StreamKey, TallyQuery};
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, spawn_store, TestApp};
@@ -416,13 +417,27 @@ async fn stored_facts_are_read_by_range_tier_project_group_and_query() {
 }
 
 async fn change_failure_rate(app: &TestApp, service: &str) -> Value {
+    totals(app, &format!("query=service:{service}")).await["change_failure_rate"].clone()
+}
+
+/// The totals of 2025-01-01 for a selection (`""`: everything, counted from the day tallies).
+async fn totals(app: &TestApp, selection: &str) -> Value {
     let reply = app
         .get(&format!(
-            "/api/v1/metrics?query=service:{service}&from=2025-01-01&to=2025-01-01&interval=all"
+            "/api/v1/metrics?{selection}&from=2025-01-01&to=2025-01-01&interval=all"
         ))
         .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body["totals"]["change_failure_rate"].clone()
+    reply.body["totals"].clone()
+}
+
+/// Deployments and failed deployments of everything, from the day tallies.
+async fn everything_failed(app: &TestApp) -> (Value, Value) {
+    let totals = totals(app, "tiers=all").await;
+    (
+        totals["deployments"].clone(),
+        totals["failed_deployments"].clone(),
+    )
 }
 
 /// A failure naming two services is blamed on one deployment: when a deployment of the other
@@ -443,11 +458,13 @@ async fn a_failure_moves_to_the_deployment_closer_to_it() {
     .await;
     assert_eq!(change_failure_rate(&app, "shop").await, json!(1.0));
     assert_eq!(change_failure_rate(&app, "cart").await, Value::Null);
+    assert_eq!(everything_failed(&app).await, (json!(1), json!(1)));
 
     app.deploy(deploy("cart-deploy-000001", "cart", JAN1 + 2 * HOUR))
         .await;
     assert_eq!(change_failure_rate(&app, "cart").await, json!(1.0));
     assert_eq!(change_failure_rate(&app, "shop").await, json!(0.0));
+    assert_eq!(everything_failed(&app).await, (json!(2), json!(1)));
 
     // And back, when that deployment goes away.
     let reply = app
@@ -460,6 +477,94 @@ async fn a_failure_moves_to_the_deployment_closer_to_it() {
         .await;
     assert!(reply.status.is_success(), "{:?}", reply.body);
     assert_eq!(change_failure_rate(&app, "shop").await, json!(1.0));
+    assert_eq!(everything_failed(&app).await, (json!(1), json!(1)));
+}
+
+/// The day tallies follow the facts: a re-derivation marks the days of the facts it changed
+/// (before and after), and a refresh tallies exactly those again from all the day's facts.
+async fn day_tallies_follow_the_facts() {
+    let (store, _data) = spawn_store().await;
+    let store = store.as_ref();
+    let day = dora_core::rollup::day_number(JAN1 * SECOND);
+    let in_group = |group: &str, from_day: i64, to_day: i64| TallyQuery {
+        group: group.into(),
+        tiers: vec![Tier::Production],
+        from_day,
+        to_day,
+    };
+    let summary = |tallies: Vec<DayTally>| -> Vec<(i64, u64, u64, Vec<i64>)> {
+        tallies
+            .into_iter()
+            .map(|t| (t.day - day, t.deployments, t.failed, t.lead_times))
+            .collect()
+    };
+    for (id, service) in [
+        ("d-shop-prod-000001", "shop"),
+        ("d-api-prod-0000001", "api"),
+    ] {
+        store
+            .put_deployment(deployment(id, service, Some("prod"), Some("backend")))
+            .await
+            .unwrap();
+    }
+    let mut shop = fact("d-shop-prod-000001", "shop", Some("prod"), vec![5, 9]);
+    let mut api = fact("d-api-prod-0000001", "api", Some("prod"), vec![7]);
+    api.project = "acme/platform/api".into();
+    api.failed = false;
+    let derive = async |facts: Vec<DeploymentFact>| {
+        store
+            .mark_streams_dirty(vec![stream(&facts[0].service, Some("prod"))])
+            .await
+            .unwrap();
+        for stale in store.dirty_streams().await.unwrap() {
+            let mine = stale.stream.service == facts[0].service;
+            let facts = if mine { facts.clone() } else { Vec::new() };
+            assert!(store.replace_stream_facts(stale, facts).await.unwrap());
+        }
+        let mut tallied = 0;
+        loop {
+            match store.refresh_day_tallies(1).await.unwrap() {
+                0 => return tallied,
+                n => tallied += n,
+            }
+        }
+    };
+    assert_eq!(derive(vec![shop.clone()]).await, 1);
+    assert_eq!(derive(vec![api.clone()]).await, 1);
+    let all = store
+        .read_day_tallies(&in_group("", day - 5, day + 5))
+        .await
+        .unwrap();
+    assert_eq!(summary(all), [(0, 2, 1, vec![5, 7, 9])]);
+    let acme_platform = in_group("acme/platform", day, day + 1);
+    assert_eq!(
+        summary(store.read_day_tallies(&acme_platform).await.unwrap()),
+        [(0, 1, 0, vec![7])]
+    );
+    // The same facts again: nothing to tally.
+    assert_eq!(derive(vec![shop.clone()]).await, 0);
+    // The shop deployment moves two days on and stops failing: both days are tallied again.
+    shop.finished_at += 2 * 86_400 * SECOND;
+    shop.failed = false;
+    assert_eq!(derive(vec![shop.clone()]).await, 2);
+    let acme = store
+        .read_day_tallies(&in_group("acme", day, day + 3))
+        .await
+        .unwrap();
+    assert_eq!(summary(acme), [(0, 1, 0, vec![7]), (2, 1, 0, vec![5, 9])]);
+    // Other tiers and the day range are kept apart.
+    let staging = TallyQuery {
+        tiers: vec![Tier::Staging],
+        ..in_group("acme", day, day + 3)
+    };
+    assert!(store.read_day_tallies(&staging).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .read_day_tallies(&in_group("acme", day + 1, day + 2))
+            .await
+            .unwrap(),
+        []
+    );
 }
 
 conformance!(
@@ -467,4 +572,5 @@ conformance!(
     a_re_derivation_overtaken_by_a_write_is_not_stored,
     stored_facts_are_read_by_range_tier_project_group_and_query,
     a_failure_moves_to_the_deployment_closer_to_it,
+    day_tallies_follow_the_facts,
 );
