@@ -69,7 +69,46 @@ pub fn run(mut conn: Connection, mut queue: mpsc::Receiver<WriteJob>) {
     }
 }
 
-fn try_commit(conn: &mut Connection, batch: &[WriteJob]) -> StoreResult<Vec<StoreResult<u64>>> {
+/// Commits a batch in one transaction, answering each write. Writes seldom fail (requests
+/// are validated before they queue), so the batch is first applied as it is; only when a
+/// write fails is it applied again with each write in a savepoint, so that a failing write is
+/// undone alone. (A savepoint journals every page its write changes: a fifth of the writer's
+/// time on bulk loads.)
+fn commit(conn: &mut Connection, batch: &[WriteJob]) -> Vec<StoreResult<u64>> {
+    let committed = match commit_together(conn, batch) {
+        Ok(Some(applied)) => Ok(applied.into_iter().map(Ok).collect()),
+        Ok(None) => commit_isolated(conn, batch),
+        Err(error) => Err(error),
+    };
+    committed.unwrap_or_else(|error| {
+        tracing::error!(%error, writes = batch.len(), "commit failed");
+        let message = error.to_string();
+        batch
+            .iter()
+            .map(|_| Err(StoreError::Database(message.clone())))
+            .collect()
+    })
+}
+
+/// The whole batch or nothing: `None` (nothing written) when a write fails.
+fn commit_together(conn: &mut Connection, batch: &[WriteJob]) -> StoreResult<Option<Vec<u64>>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut applied = Vec::with_capacity(batch.len());
+    for job in batch {
+        match apply(&tx, &job.op) {
+            Ok(rows) => applied.push(rows),
+            Err(_) => return Ok(None), // dropping the transaction rolls it back
+        }
+    }
+    tx.commit()?;
+    Ok(Some(applied))
+}
+
+/// Each write in its own savepoint: a failing one is undone alone.
+fn commit_isolated(
+    conn: &mut Connection,
+    batch: &[WriteJob],
+) -> StoreResult<Vec<StoreResult<u64>>> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
@@ -82,20 +121,6 @@ fn try_commit(conn: &mut Connection, batch: &[WriteJob]) -> StoreResult<Vec<Stor
     }
     tx.commit()?;
     Ok(results)
-}
-
-fn commit(conn: &mut Connection, batch: &[WriteJob]) -> Vec<StoreResult<u64>> {
-    match try_commit(conn, batch) {
-        Ok(results) => results,
-        Err(error) => {
-            tracing::error!(%error, writes = batch.len(), "commit failed");
-            let message = error.to_string();
-            batch
-                .iter()
-                .map(|_| Err(StoreError::Database(message.clone())))
-                .collect()
-        }
-    }
 }
 
 fn apply(tx: &Connection, op: &WriteOp) -> StoreResult<u64> {
@@ -457,4 +482,57 @@ fn tally_days(tx: &Connection, limit: usize) -> StoreResult<u64> {
         }
     }
     Ok(days.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(name: &str, hash: &str) -> WriteOp {
+        WriteOp::CreateToken {
+            token: TokenRecord {
+                name: name.into(),
+                hash: hash.into(),
+                scopes: Vec::new(),
+                restrictions: Vec::new(),
+            },
+            only_first: false,
+        }
+    }
+
+    fn job(op: WriteOp) -> WriteJob {
+        WriteJob {
+            op,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    /// A write that fails (here a second token with the same hash) is undone alone: the
+    /// others of its batch are committed, before and after it.
+    #[test]
+    fn a_failing_write_does_not_undo_its_batch() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations::check_or_run(&mut conn, true).unwrap();
+        let batch = [
+            job(token("a", "1")),
+            job(token("b", "2")),
+            job(token("c", "1")),
+            job(token("d", "3")),
+        ];
+        let results = commit(&mut conn, &batch);
+        let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
+        assert_eq!(ok, [true, true, false, true]);
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM tokens ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(names, ["a", "b", "d"]);
+        // A batch that succeeds is committed whole, without savepoints.
+        let results = commit(&mut conn, &[job(token("e", "4"))]);
+        assert_eq!(results.len(), 1);
+        assert!(results[0].is_ok());
+    }
 }
