@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "day_tallies",
         include_str!("../../migrations/postgres/0007_day_tallies.sql"),
     ),
+    (
+        8,
+        "team_indexes",
+        include_str!("../../migrations/postgres/0008_team_indexes.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "day_tallies",
         include_str!("../../migrations/sqlite/0007_day_tallies.sql"),
     ),
+    (
+        8,
+        "team_indexes",
+        include_str!("../../migrations/sqlite/0008_team_indexes.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.

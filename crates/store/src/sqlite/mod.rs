@@ -482,6 +482,46 @@ mod tests {
         lines.join("\n")
     }
 
+    /// Issue 6's team metrics: the team's deployments come from the team index and the
+    /// partial index of tagged ones, not from a read of every deployment; facts are matched
+    /// to them on the tier index alone.
+    #[test]
+    fn facts_of_a_team_read_the_team_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations::check_or_run(&mut conn, true).unwrap();
+        let query = FactQuery {
+            from: Some(0),
+            to: Some(1),
+            tiers: vec![Tier::Production],
+            project: None,
+            group: None,
+            filter: dora_core::query::parse("team:loyalty").unwrap(),
+        };
+        let (sql, params) = sql::facts_query(sql::FACT_COLUMNS, &query, Dialect::Sqlite);
+        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = explain
+            .query_map(rusqlite::params_from_iter(to_sql_values(params)), |row| {
+                row.get(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("SEARCH f USING INDEX deployment_facts_by_tier"),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("SEARCH e USING INDEX deployments_by_team (team=?)"),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("SEARCH e USING INDEX deployments_tagged_by_finished"),
+            "{plan}"
+        );
+        assert!(!plan.contains("SCAN e"), "{plan}");
+    }
+
     /// Issue 6's list: the deployments of two services in one env come from migration 0006's
     /// indexes alone, not from a walk of the whole range with attribute look-ups.
     #[test]
