@@ -3,6 +3,8 @@
 //! runs them. Derived on read, so the answer never depends on the order events arrived in.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use dora_core::derive::{
     attribute_failure, change_sets, concerns, stream_verdicts, ChangeSet, CommitGraph, FailureRule,
@@ -188,6 +190,54 @@ pub fn project_path(d: &StoredDeployment) -> String {
 
 static REFRESHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// How a refresh spends the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// As fast as it can: a read is waiting for it.
+    Now,
+    /// Beside the writes: after each piece of work it rests four times as long as the piece
+    /// took, so that it takes about a fifth of a core from intake — unless a read is waiting
+    /// for it, which it then finishes for at full speed.
+    Background,
+}
+
+/// Reads waiting for a refresh (theirs, or the one running before it).
+static READS_WAITING: AtomicUsize = AtomicUsize::new(0);
+/// Wakes a resting background refresh when a read starts to wait.
+static READ_ARRIVED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Counts one waiting read while it lives (also when the read is dropped while waiting).
+struct WaitingRead;
+
+impl WaitingRead {
+    fn new() -> Self {
+        READS_WAITING.fetch_add(1, Ordering::SeqCst);
+        READ_ARRIVED.notify_waiters();
+        Self
+    }
+}
+
+impl Drop for WaitingRead {
+    fn drop(&mut self) {
+        READS_WAITING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// After a piece of work that took `worked`: a background refresh rests, until a read waits.
+async fn rest(pace: Pace, worked: Duration) {
+    if pace == Pace::Now {
+        return;
+    }
+    let read_arrived = READ_ARRIVED.notified();
+    if READS_WAITING.load(Ordering::SeqCst) > 0 {
+        return;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(worked * 4) => {}
+        () = read_arrived => {}
+    }
+}
+
 /// The name under which the failure window the stored facts were derived with is kept.
 const FAILURE_WINDOW_SETTING: &str = "failure_window_ns";
 
@@ -226,9 +276,20 @@ pub async fn settle_window(store: &dyn Store, window: Nanos) -> StoreResult<()> 
 /// reflects every write acknowledged before the read; the server also runs it in the
 /// background so reads seldom have anything to do.
 pub async fn refresh(store: &dyn Store, window: Nanos) -> StoreResult<usize> {
+    refresh_at(store, window, Pace::Now).await
+}
+
+/// [`refresh`] at a pace.
+pub async fn refresh_at(store: &dyn Store, window: Nanos, pace: Pace) -> StoreResult<usize> {
     // One refresh at a time in this process (the background one and those of reads would
     // otherwise all derive the same streams); other nodes are kept apart by the stores' `seq`.
-    let _one_at_a_time = REFRESHING.lock().await;
+    let _one_at_a_time = match pace {
+        Pace::Now => {
+            let _waiting = WaitingRead::new();
+            REFRESHING.lock().await
+        }
+        Pace::Background => REFRESHING.lock().await,
+    };
     let mut count = 0;
     // Re-deriving a stream can stale its neighbours (a failure blamed elsewhere now): they
     // are taken in the next round.
@@ -238,11 +299,17 @@ pub async fn refresh(store: &dyn Store, window: Nanos) -> StoreResult<usize> {
             break;
         }
         count += dirty.len();
-        rederive_all(store, dirty, window).await?;
+        rederive_all(store, dirty, window, pace).await?;
     }
     // Then the days whose facts changed are tallied again, a few per write transaction so
     // that intake waits little between them.
-    while store.refresh_day_tallies(DAYS_PER_WRITE).await? > 0 {}
+    loop {
+        let started = Instant::now();
+        if store.refresh_day_tallies(DAYS_PER_WRITE).await? == 0 {
+            break;
+        }
+        rest(pace, started.elapsed()).await;
+    }
     Ok(count)
 }
 
@@ -250,6 +317,7 @@ async fn rederive_all(
     store: &dyn Store,
     mut dirty: Vec<DirtyStream>,
     window: Nanos,
+    pace: Pace,
 ) -> StoreResult<()> {
     let env_tiers: EnvTiers = store.env_tiers().await?.into_iter().collect();
     if dirty.len() > FEW_STREAMS {
@@ -265,8 +333,10 @@ async fn rederive_all(
     // a neighbour among them needs no extra mark.
     let mut pending: HashSet<StreamKey> = dirty.iter().map(|d| d.stream.clone()).collect();
     for stale in dirty {
+        let started = Instant::now();
         pending.remove(&stale.stream);
         rederive(store, stale, &env_tiers, window, &mut graph, &pending).await?;
+        rest(pace, started.elapsed()).await;
     }
     Ok(())
 }
@@ -567,4 +637,33 @@ async fn candidates_for(
     store
         .list_deployments(&everything(Query::And(filter), SortField::FinishedAt))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A resting background refresh gets back to work as soon as a read waits for it; a
+    /// read's own refresh never rests.
+    #[tokio::test]
+    async fn a_waiting_read_ends_the_rest() {
+        let long = Duration::from_secs(60);
+        let started = Instant::now();
+        rest(Pace::Now, long).await;
+        assert!(started.elapsed() < Duration::from_secs(1));
+
+        let resting = tokio::spawn(rest(Pace::Background, long));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!resting.is_finished(), "it rests while no read waits");
+        let read = WaitingRead::new();
+        tokio::time::timeout(Duration::from_secs(5), resting)
+            .await
+            .expect("a waiting read ends the rest")
+            .unwrap();
+        // While a read waits, there is no rest at all.
+        let started = Instant::now();
+        rest(Pace::Background, long).await;
+        assert!(started.elapsed() < Duration::from_secs(1));
+        drop(read);
+    }
 }

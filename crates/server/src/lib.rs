@@ -121,19 +121,21 @@ pub async fn serve_with(
     served
 }
 
-/// Re-derives stale streams as writes arrive, so that metric reads seldom wait for it.
-/// It rests four times as long as its last pass took, so that under a heavy intake it takes at
-/// most about a fifth of the machine from the writes (a read re-derives what is still stale).
+/// Re-derives stale streams as writes arrive, so that metric reads seldom wait for it, at a
+/// pace that leaves most of the machine to the writes (`Pace::Background`).
 async fn keep_facts_fresh(state: AppState) {
-    let mut pause = REFRESH_PAUSE;
     loop {
-        tokio::time::sleep(pause).await;
-        let started = Instant::now();
-        match derivation::refresh(state.store.as_ref(), state.failure_window).await {
+        tokio::time::sleep(REFRESH_PAUSE).await;
+        let refreshed = derivation::refresh_at(
+            state.store.as_ref(),
+            state.failure_window,
+            derivation::Pace::Background,
+        )
+        .await;
+        match refreshed {
             Ok(0) => {}
             Ok(streams) => tracing::debug!(streams, "re-derived stale streams"),
             Err(error) => tracing::warn!(%error, "re-deriving stale streams failed"),
         }
-        pause = REFRESH_PAUSE.max(4 * started.elapsed());
     }
 }

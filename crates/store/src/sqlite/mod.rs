@@ -471,6 +471,11 @@ mod tests {
             sort: Sort::parse("-finished_at").unwrap(),
         };
         let (sql, params) = sql::list(&query, &sql::DEPLOYMENTS, Dialect::Sqlite);
+        plan_of(conn, &sql, params)
+    }
+
+    /// SQLite's plan of a statement, a line a step.
+    fn plan_of(conn: &Connection, sql: &str, params: Vec<SqlParam>) -> String {
         let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let lines: Vec<String> = explain
             .query_map(rusqlite::params_from_iter(to_sql_values(params)), |row| {
@@ -498,15 +503,7 @@ mod tests {
             filter: dora_core::query::parse("team:loyalty").unwrap(),
         };
         let (sql, params) = sql::facts_query(sql::FACT_COLUMNS, &query, Dialect::Sqlite);
-        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let plan: Vec<String> = explain
-            .query_map(rusqlite::params_from_iter(to_sql_values(params)), |row| {
-                row.get(3)
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let plan = plan.join("\n");
+        let plan = plan_of(&conn, &sql, params);
         assert!(
             plan.contains("SEARCH f USING INDEX deployment_facts_by_tier"),
             "{plan}"
