@@ -89,6 +89,8 @@ pub struct Resources {
     pub peak_rss_bytes: Option<u64>,
     pub database_bytes: u64,
     pub cold_start_seconds: f64,
+    /// The first metric answer after the load: the derivation the background left.
+    pub settle_seconds: f64,
     pub postgres_bytes: Option<u64>,
     pub duckdb_bytes: Option<u64>,
 }
@@ -263,6 +265,11 @@ impl Results {
             out,
             "| cold start on the loaded database (spawn → /readyz 200) | {} | — | — |",
             duration(r.cold_start_seconds)
+        );
+        let _ = writeln!(
+            out,
+            "| first metric answer after the load (waits for the derivation left) | {} | — | — |",
+            duration(r.settle_seconds)
         );
         if !self.notes.is_empty() {
             out.push('\n');
