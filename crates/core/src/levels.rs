@@ -12,6 +12,9 @@
 //! - **Figures** (change failure rate 2023 and 2024): the level whose figure is nearest; on a
 //!   tie, the better level. That is what cluster figures mean, and it handles 2024, where High
 //!   (20%) fails more often than Medium (10%).
+//! - **Bands shown** are derived from that reading, not copied from the report: each level's band
+//!   is exactly the values it is given, so every value falls in one band of its year (a level
+//!   that shares a better level's band gets none). The report's words are kept beside them.
 //! - **The whole**: the lowest level among the keys that could be classified — a team is at a
 //!   level only when every measured key is at least there (`None` when nothing was measured).
 //!
@@ -204,10 +207,151 @@ impl Edge {
     }
 }
 
-/// One band as the report words it, for display.
+/// The band of one level, for display: the values that get that level (`text`), and the
+/// report's own words for it (`published`), which may overlap or leave gaps.
 pub struct Band {
     pub level: Level,
-    pub text: &'static str,
+    pub text: String,
+    pub published: &'static str,
+}
+
+/// One end of a range of values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bound {
+    value: f64,
+    inclusive: bool,
+}
+
+/// The values one level gets: what its edge admits and the previous (better) edge does not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Range {
+    lower: Option<Bound>,
+    upper: Option<Bound>,
+}
+
+impl Edge {
+    /// The edge as a range: `value < x` is everything below x.
+    fn range(self) -> Range {
+        let bound = |value, inclusive| Some(Bound { value, inclusive });
+        match self {
+            Self::Below(x) => Range {
+                lower: None,
+                upper: bound(x, false),
+            },
+            Self::AtMost(x) => Range {
+                lower: None,
+                upper: bound(x, true),
+            },
+            Self::Above(x) => Range {
+                lower: bound(x, false),
+                upper: None,
+            },
+            Self::AtLeast(x) => Range {
+                lower: bound(x, true),
+                upper: None,
+            },
+        }
+    }
+
+    /// What the edge does not admit.
+    fn complement(self) -> Range {
+        match self {
+            Self::Below(x) => Self::AtLeast(x).range(),
+            Self::AtMost(x) => Self::Above(x).range(),
+            Self::Above(x) => Self::AtMost(x).range(),
+            Self::AtLeast(x) => Self::Below(x).range(),
+        }
+    }
+}
+
+impl Range {
+    const ALL: Range = Range {
+        lower: None,
+        upper: None,
+    };
+
+    /// Both ranges at once (the tables' edges are monotonic, so one bound of each suffices).
+    fn and(self, other: Range) -> Range {
+        Range {
+            lower: self.lower.or(other.lower),
+            upper: self.upper.or(other.upper),
+        }
+    }
+
+    #[cfg(test)]
+    fn admits(self, value: f64) -> bool {
+        let above = self
+            .lower
+            .is_none_or(|b| value > b.value || (b.inclusive && value == b.value));
+        let below = self
+            .upper
+            .is_none_or(|b| value < b.value || (b.inclusive && value == b.value));
+        above && below
+    }
+
+    fn is_empty(self) -> bool {
+        match (self.lower, self.upper) {
+            (Some(lo), Some(hi)) => {
+                lo.value > hi.value || (lo.value == hi.value && !(lo.inclusive && hi.inclusive))
+            }
+            _ => false,
+        }
+    }
+
+    /// The range in words, quantities named by `name`.
+    fn describe(self, name: impl Fn(f64) -> String) -> String {
+        if self.is_empty() {
+            return "None: the report gives this level no values of its own".into();
+        }
+        let lower = self.lower.map(|b| (name(b.value), b.inclusive));
+        let upper = self.upper.map(|b| (name(b.value), b.inclusive));
+        let text = match (lower, upper) {
+            (None, None) => "Any value".into(),
+            (Some((a, true)), None) => format!("{a} or more"),
+            (Some((a, false)), None) => format!("More than {a}"),
+            (None, Some((b, true))) => format!("{b} or less"),
+            (None, Some((b, false))) => format!("Less than {b}"),
+            (Some((a, true)), Some((b, true))) => format!("From {a} up to {b}"),
+            (Some((a, true)), Some((b, false))) => format!("From {a} to less than {b}"),
+            (Some((a, false)), Some((b, true))) => format!("More than {a}, up to {b}"),
+            (Some((a, false)), Some((b, false))) => format!("More than {a}, less than {b}"),
+        };
+        let mut chars = text.chars();
+        chars.next().map_or_else(String::new, |first| {
+            first.to_uppercase().chain(chars).collect()
+        })
+    }
+}
+
+/// A quantity in the report's units: a frequency per day, a duration in seconds, a rate.
+fn quantity(key: Key, value: f64) -> String {
+    let named = |units: &[(f64, &str)]| {
+        units
+            .iter()
+            .find(|(unit, _)| (value - unit).abs() <= unit * 1e-9)
+            .map(|(_, name)| name.to_string())
+    };
+    match key {
+        Key::DeploymentFrequency => named(&[
+            (1.0, "once per day"),
+            (1.0 / 7.0, "once per week"),
+            (1.0 / 30.0, "once per month"),
+            (1.0 / 180.0, "once every six months"),
+        ])
+        .unwrap_or_else(|| format!("{value} per day")),
+        Key::LeadTime | Key::Restore => named(&[
+            (HOUR, "one hour"),
+            (DAY, "one day"),
+            (WEEK, "one week"),
+            (MONTH, "one month"),
+            (SIX_MONTHS, "six months"),
+        ])
+        .unwrap_or_else(|| format!("{value} s")),
+        Key::ChangeFailureRate => {
+            let percent = format!("{:.1}", value * 100.0);
+            format!("{}%", percent.trim_end_matches(".0"))
+        }
+    }
 }
 
 /// How one key is classified in one year: the first of `edges` that admits the value gives
@@ -407,12 +551,37 @@ pub fn classify(year: Year, key: Key, value: f64) -> Level {
         .map_or(Level::Low, |(level, _)| *level)
 }
 
-/// The report's words for each level of one key, best first.
+/// The range of values each level of one key gets, in table order (best edge first, Low last).
+fn ranges(year: Year, key: Key) -> Vec<(Level, Range)> {
+    let edges = table(year, key).edges;
+    let mut ranges = Vec::with_capacity(edges.len() + 1);
+    let mut rest = Range::ALL;
+    for (level, edge) in edges {
+        ranges.push((*level, edge.range().and(rest)));
+        rest = edge.complement();
+    }
+    ranges.push((Level::Low, rest));
+    ranges
+}
+
+/// The band of one level: every value it is given, in words.
+fn band_text(year: Year, key: Key, level: Level) -> String {
+    ranges(year, key)
+        .into_iter()
+        .find(|(l, _)| *l == level)
+        .map_or_else(String::new, |(_, range)| {
+            range.describe(|value| quantity(key, value))
+        })
+}
+
+/// Each level's band of one key, best first: exactly the values [`classify`] gives it, and the
+/// report's own words.
 pub fn bands(year: Year, key: Key) -> [Band; 4] {
     let words = table(year, key).words;
     Level::ALL.map(|level| Band {
         level,
-        text: words[level as usize],
+        text: band_text(year, key, level),
+        published: words[level as usize],
     })
 }
 
@@ -422,8 +591,10 @@ pub struct Rating {
     pub level: Level,
     /// The value classified (per day, seconds, or a rate in [0, 1]).
     pub value: f64,
+    /// The band of that level, which holds the value.
+    pub band: String,
     /// The report's words for that level.
-    pub band: &'static str,
+    pub published: &'static str,
 }
 
 fn rate(year: Year, key: Key, value: f64) -> Rating {
@@ -431,7 +602,8 @@ fn rate(year: Year, key: Key, value: f64) -> Rating {
     Rating {
         level,
         value,
-        band: table(year, key).words[level as usize],
+        band: band_text(year, key, level),
+        published: table(year, key).words[level as usize],
     }
 }
 
@@ -689,6 +861,79 @@ mod tests {
         }
     }
 
+    /// Every value falls in exactly one band of every key of every year, and it is the band of
+    /// the level it is given: checked at, just below and just above every edge.
+    #[test]
+    fn every_value_falls_in_exactly_one_band() {
+        for year in Year::ALL {
+            for key in Key::ALL {
+                let ranges = ranges(year, key);
+                let mut probes = vec![0.0, 1e-12, 1e12];
+                for (_, edge) in table(year, key).edges {
+                    let (Edge::Below(x) | Edge::AtMost(x) | Edge::Above(x) | Edge::AtLeast(x)) =
+                        *edge;
+                    probes.extend([x, x * (1.0 - 1e-9), x * (1.0 + 1e-9)]);
+                }
+                for value in probes {
+                    let holding: Vec<Level> = ranges
+                        .iter()
+                        .filter(|(_, range)| range.admits(value))
+                        .map(|(level, _)| *level)
+                        .collect();
+                    let level = classify(year, key, value);
+                    assert_eq!(holding, [level], "{year} {} {value}", key.as_str());
+                    let rating = rate(year, key, value);
+                    assert_eq!(rating.band, bands(year, key)[level as usize].text);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bands_say_what_they_hold() {
+        let text = |year, key, level: Level| bands(year, key)[level as usize].text.clone();
+        // A one-day recovery time in 2024 is Low, and its band says so.
+        let restore = rate(Year::Y2024, Key::Restore, DAY);
+        assert_eq!(
+            (restore.level, restore.band.as_str()),
+            (Low, "One day or more")
+        );
+        assert_eq!(restore.published, "Between one week and one month");
+        assert_eq!(
+            text(Year::Y2024, Key::Restore, High),
+            "From one hour to less than one day"
+        );
+        assert!(text(Year::Y2024, Key::Restore, Medium).starts_with("None"));
+        assert_eq!(
+            text(Year::Y2024, Key::DeploymentFrequency, Elite),
+            "More than once per day"
+        );
+        assert_eq!(
+            text(Year::Y2024, Key::DeploymentFrequency, High),
+            "From once per week up to once per day"
+        );
+        assert_eq!(
+            text(Year::Y2024, Key::DeploymentFrequency, Low),
+            "Less than once per month"
+        );
+        assert_eq!(
+            text(Year::Y2024, Key::LeadTime, Medium),
+            "More than one week, up to one month"
+        );
+        assert_eq!(
+            text(Year::Y2024, Key::ChangeFailureRate, Medium),
+            "More than 7.5%, less than 15%"
+        );
+        assert_eq!(
+            text(Year::Y2024, Key::ChangeFailureRate, High),
+            "From 15% up to 30%"
+        );
+        assert_eq!(
+            text(Year::Y2023, Key::ChangeFailureRate, Medium),
+            "More than 12.5%, up to 39.5%"
+        );
+    }
+
     #[test]
     fn years_parse_and_words_line_up() {
         assert_eq!(Year::parse("2023"), Some(Year::Y2023));
@@ -701,7 +946,7 @@ mod tests {
             }
         }
         assert_eq!(
-            bands(Year::Y2024, Key::ChangeFailureRate)[1].text,
+            bands(Year::Y2024, Key::ChangeFailureRate)[1].published,
             "20%",
             "High"
         );
@@ -750,7 +995,8 @@ mod tests {
         let (rating, measure) = a.restore.unwrap();
         assert_eq!(measure, RestoreMeasure::TimeToRestore);
         assert_eq!(rating.level, Medium);
-        assert_eq!(rating.band, "Between one day and one week");
+        assert_eq!(rating.band, "From one day up to one week");
+        assert_eq!(rating.published, "Between one day and one week");
         let (rating, measure) = assess(Year::Y2023, &v).restore.unwrap();
         assert_eq!(measure, RestoreMeasure::FailedDeploymentRecoveryTime);
         assert_eq!(rating.level, Elite);

@@ -4,14 +4,15 @@
 mod bench;
 mod import;
 mod report;
+mod token;
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dora_core::model::Scope;
-use dora_server::auth::{generate_token, hash_token};
-use dora_store::{redact_url, Restriction, Store, TokenRecord};
+use dora_server::auth::issue_token;
+use dora_store::{redact_url, Store};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -31,7 +32,7 @@ enum Command {
     Serve(ServeArgs),
     /// Manage API tokens.
     #[command(subcommand)]
-    Token(TokenCommand),
+    Token(token::TokenCommand),
     /// Create the database if needed and bring its schema up to date, then exit.
     Migrate(DatabaseArg),
     /// Import commits: `import git PATH` reads a local repository's history.
@@ -75,45 +76,6 @@ struct ServeArgs {
     no_migrate: bool,
 }
 
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create a token and print it, alone, on stdout. It is shown only this once.
-    Create {
-        /// A name to recognise the token by.
-        #[arg(long)]
-        name: String,
-        /// What the token may do: dora_metrics_read, dora_metrics_write or admin (repeatable).
-        #[arg(long = "scope", required = true, value_parser = parse_scope)]
-        scopes: Vec<Scope>,
-        /// Limit the token to this project path, e.g. acme/shop (repeatable); elsewhere the
-        /// GitLab API answers 404.
-        #[arg(long = "project", value_name = "PATH", value_parser = project_restriction)]
-        projects: Vec<Restriction>,
-        /// Limit the token to this group path and everything inside it, e.g. acme/platform
-        /// (repeatable).
-        #[arg(long = "group", value_name = "PATH", value_parser = group_restriction)]
-        groups: Vec<Restriction>,
-        #[command(flatten)]
-        db: DatabaseArg,
-    },
-}
-
-fn project_restriction(path: &str) -> Result<Restriction, String> {
-    Restriction::parse(&format!("project:{path}"))
-        .ok_or_else(|| format!("{path:?} is not a project path like acme/shop"))
-}
-
-fn group_restriction(path: &str) -> Result<Restriction, String> {
-    Restriction::parse(&format!("group:{path}"))
-        .ok_or_else(|| format!("{path:?} is not a group path like acme"))
-}
-
-fn parse_scope(text: &str) -> Result<Scope, String> {
-    Scope::parse(text).ok_or_else(|| {
-        format!("unknown scope {text:?}; use dora_metrics_read, dora_metrics_write or admin")
-    })
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -134,19 +96,7 @@ async fn main() -> Result<()> {
         Command::Import(command) => import::run(command).await,
         Command::Bench(command) => bench::run(command).await,
         Command::Report(args) => report::run(*args).await,
-        Command::Token(TokenCommand::Create {
-            name,
-            scopes,
-            projects,
-            groups,
-            db,
-        }) => {
-            let store = open_store(&db.database, true).await?;
-            let restrictions = projects.into_iter().chain(groups).collect();
-            let token = create_token(store.as_ref(), name, scopes, restrictions).await?;
-            println!("{token}");
-            Ok(())
-        }
+        Command::Token(command) => token::run(command).await,
     }
 }
 
@@ -156,49 +106,27 @@ async fn open_store(url: &str, migrate: bool) -> Result<Arc<dyn Store>> {
         .with_context(|| format!("cannot open the database {}", redact_url(url)))
 }
 
-async fn create_token(
-    store: &dyn Store,
-    name: String,
-    scopes: Vec<Scope>,
-    restrictions: Vec<Restriction>,
-) -> Result<String> {
-    let token = generate_token();
-    store
-        .create_token(TokenRecord {
-            name,
-            hash: hash_token(&token),
-            scopes,
-            restrictions,
-        })
-        .await
-        .context("cannot store the token")?;
-    Ok(token)
-}
-
 async fn serve(args: ServeArgs) -> Result<()> {
     let store = open_store(&args.db.database, !args.no_migrate).await?;
-    let first = generate_token();
+    // Bound before the first token is made: a busy port must not use up the one print of it.
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let first = issue_token("initial admin".into(), vec![Scope::Admin], Vec::new(), None);
     let created = store
-        .create_first_token(TokenRecord {
-            name: "initial admin".into(),
-            hash: hash_token(&first),
-            scopes: vec![Scope::Admin],
-            restrictions: Vec::new(),
-        })
+        .create_first_token(first.record)
         .await
         .context("cannot create the first admin token")?;
     if created {
         eprintln!(
-            "Created the first admin token (shown only now, keep it safe):\n  {first}\n\
-             Send it as a header, e.g.: curl -H 'DD-API-KEY: {first}' http://{}/api/v2/dora/deployments ...",
-            args.listen
+            "Created the first admin token (shown only now, keep it safe):\n  {token}\n\
+             Send it as a header, e.g.: curl -H 'DD-API-KEY: {token}' http://{address}/api/v2/dora/deployments ...",
+            token = first.token
         );
     }
-    let listener = TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(
-        address = %listener.local_addr()?,
+        %address,
         database = %redact_url(&args.db.database),
         "dorametrics listening"
     );

@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
@@ -86,11 +87,32 @@ async fn tokens_never_reach_the_logs_and_sigterm_exits_cleanly() {
         list_status(&server.base, ("DD-API-KEY", "dora_wrong"), "").await,
         401
     );
-    let logs = server.logs(Duration::from_millis(300)).join("\n");
+    // The log says which credential authenticated a request (and which were tried when none
+    // did), never their values.
+    let last = "/api/v2/dora/deployments/the-last-request";
+    let status = reqwest::Client::new()
+        .get(format!("{}{last}", server.base))
+        .header("DD-APPLICATION-KEY", "dora_wrong")
+        .header("PRIVATE-TOKEN", &read)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+    let logs = server.logs_until(|line| line.contains(last)).join("\n");
     assert!(
         logs.contains("/api/v2/dora/deployments"),
         "requests are logged: {logs}"
     );
+    for said in [
+        "auth=\"DD-API-KEY token ",
+        "auth=\"private_token token ",
+        "auth=\"Authorization: Bearer token ",
+        "auth=\"no valid token in DD-API-KEY\"",
+        "auth=\"PRIVATE-TOKEN token ",
+    ] {
+        assert!(logs.contains(said), "no {said:?} in the log: {logs}");
+    }
     for secret in [&read, &write, "dora_wrong"] {
         assert!(!logs.contains(secret), "a token reached the logs: {logs}");
     }
@@ -102,7 +124,7 @@ fn token_create_prints_the_token_alone_and_rejects_unknown_scopes() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("tokens.db").display());
     let token = create_token(&database, "admin");
-    assert_eq!(token.len(), 5 + 64);
+    assert_eq!(token.len(), 5 + 16 + 1 + 64);
     let output = std::process::Command::new(support::BIN)
         .args([
             "token",
@@ -143,4 +165,205 @@ fn database_passwords_stay_out_of_help_and_logs() {
         "{said}"
     );
     assert!(!said.contains("s3cret-pw"), "{said}");
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let output = Command::new(support::BIN).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn token_list(database: &str) -> Vec<serde_json::Value> {
+    let listed: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "token",
+        "list",
+        "--json",
+        "--database",
+        database,
+    ]))
+    .unwrap();
+    listed["tokens"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn tokens_are_listed_revoked_and_expire_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("lifecycle.db").display());
+    let server = Server::start(&database);
+    let ci = run_ok(&[
+        "token",
+        "create",
+        "--name",
+        "ci",
+        "--scope",
+        "dora_metrics_read",
+        "--expires-in",
+        "90d",
+        "--project",
+        "acme/shop",
+        "--database",
+        &database,
+    ]);
+    let ci = ci.trim();
+    let soon = run_ok(&[
+        "token",
+        "create",
+        "--name",
+        "soon",
+        "--scope",
+        "dora_metrics_read",
+        "--expires-in",
+        "2s",
+        "--database",
+        &database,
+    ]);
+    let soon = soon.trim();
+    // Two tokens of one name: revoking by that name is refused, by id it works.
+    let twin_a = create_token(&database, "dora_metrics_read");
+    let twin_b = create_token(&database, "dora_metrics_read");
+    assert_eq!(
+        list_status(&server.base, ("DD-API-KEY", &twin_a), "").await,
+        200
+    );
+
+    let tokens = token_list(&database);
+    let listed = serde_json::to_string(&tokens).unwrap();
+    for secret in [ci, soon, &twin_a, &twin_b] {
+        assert!(
+            !listed.contains(&secret[22..]),
+            "a secret is listed: {listed}"
+        );
+    }
+    let ci_view = tokens.iter().find(|t| t["name"] == "ci").unwrap();
+    assert_eq!(ci_view["scopes"], json!(["dora_metrics_read"]));
+    assert_eq!(ci_view["restrictions"], json!(["project:acme/shop"]));
+    assert_eq!(ci_view["status"], "active");
+    assert!(ci_view["expires_at"].as_str().unwrap() > ci_view["created_at"].as_str().unwrap());
+    assert_eq!(
+        &ci[5..21],
+        ci_view["id"].as_str().unwrap(),
+        "the id is in the token"
+    );
+    // The first use is recorded (in the background: wait for it).
+    let twin_a_id = &twin_a[5..21];
+    loop {
+        let tokens = token_list(&database);
+        let view = tokens.iter().find(|t| t["id"] == twin_a_id).unwrap();
+        if view["last_used_at"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let table = run_ok(&["token", "list", "--database", &database]);
+    assert!(table.starts_with("ID  "), "{table}");
+    assert!(
+        table.contains("project:acme/shop") && table.contains("active"),
+        "{table}"
+    );
+
+    let ambiguous = Command::new(support::BIN)
+        .args(["token", "revoke", "test", "--database", &database])
+        .output()
+        .unwrap();
+    assert!(!ambiguous.status.success());
+    let said = String::from_utf8_lossy(&ambiguous.stderr);
+    assert!(
+        said.contains("2 tokens are named \"test\"") && said.contains(twin_a_id),
+        "{said}"
+    );
+
+    // Revoked: refused at once by the running server.
+    run_ok(&["token", "revoke", twin_a_id, "--database", &database]);
+    assert_eq!(
+        list_status(&server.base, ("DD-API-KEY", &twin_a), "").await,
+        401
+    );
+    assert_eq!(
+        list_status(&server.base, ("DD-API-KEY", &twin_b), "").await,
+        200
+    );
+    // Now only one live token has the name.
+    run_ok(&["token", "revoke", "test", "--database", &database]);
+    assert_eq!(
+        list_status(&server.base, ("DD-API-KEY", &twin_b), "").await,
+        401
+    );
+    let no_such = Command::new(support::BIN)
+        .args(["token", "revoke", "nobody", "--database", &database])
+        .output()
+        .unwrap();
+    assert!(!no_such.status.success());
+
+    // Expired: refused once its time has come (waited for, not timed).
+    loop {
+        if list_status(&server.base, ("DD-API-KEY", soon), "").await == 401 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let statuses: Vec<(String, String)> = token_list(&database)
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (name, status) in [("soon", "expired"), ("test", "revoked"), ("ci", "active")] {
+        assert!(
+            statuses.contains(&(name.to_string(), status.to_string())),
+            "{statuses:?}"
+        );
+    }
+    let bad = Command::new(support::BIN)
+        .args([
+            "token",
+            "create",
+            "--name",
+            "x",
+            "--scope",
+            "admin",
+            "--expires-in",
+            "soon",
+            "--database",
+            &database,
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--expires-in \"soon\" is not a duration")
+    );
+}
+
+#[tokio::test]
+async fn a_busy_port_does_not_use_up_the_first_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("busy.db").display());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let failed = Command::new(support::BIN)
+        .args(["serve", "--listen", &address, "--database", &database])
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        said.contains(&format!("cannot listen on {address}")),
+        "{said}"
+    );
+    assert!(!said.contains("admin token"), "{said}");
+    drop(taken);
+    // The next start, on a free port, creates and prints it.
+    let server = Server::start(&database);
+    let startup = server.startup.join("\n");
+    assert!(
+        startup.contains("Created the first admin token"),
+        "{startup}"
+    );
 }

@@ -149,7 +149,6 @@ async fn change_sets_lead_times_and_failures_from_a_real_repository_sqlite() {
 #[tokio::test]
 async fn change_sets_lead_times_and_failures_from_a_real_repository_postgres() {
     let Some(server) = server_url() else {
-        eprintln!("not run: set DORA_TEST_POSTGRES_URL");
         return;
     };
     let database = TestDatabase::create(&server).await;

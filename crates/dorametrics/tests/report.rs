@@ -293,7 +293,6 @@ async fn report_from_a_database_and_a_server_sqlite() {
 #[tokio::test]
 async fn report_from_a_database_and_a_server_postgres() {
     let Some(server) = server_url() else {
-        eprintln!("not run: set DORA_TEST_POSTGRES_URL");
         return;
     };
     let database = TestDatabase::create(&server).await;

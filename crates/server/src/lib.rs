@@ -75,20 +75,38 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// One log line per request: method, path (never the query string, which may hold a
-/// `private_token`), status and duration. Headers, and so tokens, are never logged.
-async fn log_request(request: Request, next: Next) -> Response {
+/// `private_token`), status, duration and how the caller authenticated (which credential and
+/// the token's non-secret id). Header values, and so tokens, are never logged.
+async fn log_request(mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let note = auth::AuthNote::default();
+    request.extensions_mut().insert(note.clone());
     let started = Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    challenge(&mut response);
     tracing::info!(
         %method,
         %path,
         status = response.status().as_u16(),
         micros = started.elapsed().as_micros() as u64,
+        auth = note.0.get().map_or("-", String::as_str),
         "request"
     );
     response
+}
+
+/// 401 and 403 say how to authenticate (RFC 6750), whichever surface's body they carry.
+fn challenge(response: &mut Response) {
+    let value = match response.status() {
+        StatusCode::UNAUTHORIZED => r#"Bearer realm="dorametrics""#,
+        StatusCode::FORBIDDEN => r#"Bearer realm="dorametrics", error="insufficient_scope""#,
+        _ => return,
+    };
+    response.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static(value),
+    );
 }
 
 /// Serves on an already-bound listener with default settings until `shutdown` resolves.

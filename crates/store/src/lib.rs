@@ -42,18 +42,35 @@ impl From<rusqlite::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// How precisely a token's last use is kept: one minute.
+pub const TOKEN_USE_GRAIN: Nanos = 60_000_000_000;
+
 /// A token as stored: never the secret, only its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
+    /// Not secret: what a token is looked up, listed and revoked by.
+    pub id: String,
     pub name: String,
-    /// Lowercase hex SHA-256 of the secret.
+    /// Lowercase hex SHA-256 of the whole token.
     pub hash: String,
     pub scopes: Vec<Scope>,
     /// The projects and groups it is limited to (GitLab's membership); empty: all of them.
     pub restrictions: Vec<Restriction>,
+    pub created_at: Nanos,
+    /// From then on the token is refused; `None`: never.
+    pub expires_at: Option<Nanos>,
+    /// Kept to the minute ([`Store::touch_token`]).
+    pub last_used_at: Option<Nanos>,
+    /// From then on the token is refused.
+    pub revoked_at: Option<Nanos>,
 }
 
 impl TokenRecord {
+    /// Whether the token may be used at `now`: neither revoked nor expired.
+    pub fn is_live(&self, now: Nanos) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|expiry| now < expiry)
+    }
+
     /// Scopes as stored: space-separated names.
     pub fn scopes_text(&self) -> String {
         let names: Vec<&str> = self.scopes.iter().map(|s| s.as_str()).collect();
@@ -190,7 +207,15 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the token only if there is none at all, atomically even across processes
     /// starting together; `false` when some token already existed.
     async fn create_first_token(&self, token: TokenRecord) -> StoreResult<bool>;
-    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+    /// The token with this id (revoked and expired ones included).
+    async fn find_token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Every token, oldest first.
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+    /// Revokes a token at `at`; `false` when there is no such token or it was revoked already.
+    async fn revoke_token(&self, id: &str, at: Nanos) -> StoreResult<bool>;
+    /// Records that the token was used at `at`, unless it was recorded since `at − TOKEN_USE_GRAIN`
+    /// (so a busy token costs one write a minute, not one a request).
+    async fn touch_token(&self, id: &str, at: Nanos) -> StoreResult<()>;
     async fn count_tokens(&self) -> StoreResult<u64>;
 
     // Derived facts, kept per stream. Every write above marks the streams it can change as

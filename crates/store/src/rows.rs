@@ -106,10 +106,10 @@ pub fn commit(row: &impl Columns) -> StoreResult<Commit> {
     })
 }
 
-/// Reads `name, hash, scopes, restrictions` of the tokens table.
+/// Reads the token columns of [`crate::sql::find_token`].
 pub fn token(row: &impl Columns) -> StoreResult<TokenRecord> {
     // An unreadable restriction is an error, never dropped: dropping it would widen the token.
-    let restrictions = json_list(row, 3)?
+    let restrictions = json_list(row, 4)?
         .iter()
         .map(|text| {
             Restriction::parse(text)
@@ -117,14 +117,19 @@ pub fn token(row: &impl Columns) -> StoreResult<TokenRecord> {
         })
         .collect::<StoreResult<_>>()?;
     Ok(TokenRecord {
-        name: row.required_text(0)?,
-        hash: row.required_text(1)?,
+        id: row.required_text(0)?,
+        name: row.required_text(1)?,
+        hash: row.required_text(2)?,
         scopes: row
-            .required_text(2)?
+            .required_text(3)?
             .split_whitespace()
             .filter_map(Scope::parse)
             .collect(),
         restrictions,
+        created_at: row.required_int(5)?,
+        expires_at: row.int(6)?,
+        last_used_at: row.int(7)?,
+        revoked_at: row.int(8)?,
     })
 }
 

@@ -175,13 +175,27 @@ pub const PROJECT_SOURCES: &str = "SELECT NULLIF(repository_id, ''), service \
 pub const PUT_PROJECT_SOURCE: &str = "INSERT INTO project_sources (repository_id, service) \
     VALUES (COALESCE(?1, ''), ?2) ON CONFLICT (repository_id, service) DO NOTHING";
 
-pub const INSERT_TOKEN: &str = "INSERT INTO tokens (name, hash, scopes, created_at, \
-    restrictions) VALUES (?1, ?2, ?3, ?4, ?5)";
+pub const INSERT_TOKEN: &str = "INSERT INTO tokens (token_id, name, hash, scopes, created_at, \
+    restrictions, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 /// Inserts only into an empty table; callers serialise it (SQLite: the write lock;
 /// PostgreSQL: an advisory lock).
-pub const INSERT_FIRST_TOKEN: &str = "INSERT INTO tokens (name, hash, scopes, created_at, \
-    restrictions) SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM tokens)";
-pub const FIND_TOKEN: &str = "SELECT name, hash, scopes, restrictions FROM tokens WHERE hash = ?1";
+pub const INSERT_FIRST_TOKEN: &str = "INSERT INTO tokens (token_id, name, hash, scopes, \
+    created_at, restrictions, expires_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 \
+    WHERE NOT EXISTS (SELECT 1 FROM tokens)";
+/// The columns [`crate::rows::token`] reads.
+const TOKEN_COLUMNS: &str =
+    "token_id, name, hash, scopes, restrictions, created_at, expires_at, last_used_at, revoked_at";
+pub fn find_token() -> String {
+    format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_id = ?1")
+}
+pub fn list_tokens() -> String {
+    format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, pk")
+}
+pub const REVOKE_TOKEN: &str =
+    "UPDATE tokens SET revoked_at = ?2 WHERE token_id = ?1 AND revoked_at IS NULL";
+/// `?3`: the oldest last use that still counts as recent.
+pub const TOUCH_TOKEN: &str = "UPDATE tokens SET last_used_at = ?2 WHERE token_id = ?1 \
+    AND (last_used_at IS NULL OR last_used_at < ?3)";
 pub const COUNT_TOKENS: &str = "SELECT COUNT(*) FROM tokens";
 
 /// `SELECT … WHERE <time range> AND <filter> ORDER BY … LIMIT …` over one event table.

@@ -2,8 +2,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use dora_core::model::Scope;
-use dora_server::auth::{generate_token, hash_token};
-use dora_store::{Store, TokenRecord};
+use dora_server::auth::issue_token;
+use dora_store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -21,11 +21,10 @@ tokio::task_local! {
     static BACKEND: Backend;
 }
 
-/// Runs one conformance test body with `spawn_app()` on `backend`. On PostgreSQL only when
-/// `DORA_TEST_POSTGRES_URL` is set; without it the test passes without running.
+/// Runs one conformance test body with `spawn_app()` on `backend`. On PostgreSQL on the server
+/// `DORA_TEST_POSTGRES_URL` names (the local one by default), unless `DORA_TEST_POSTGRES=skip`.
 pub async fn run(backend: Backend, test: impl Future<Output = ()>) {
     if backend == Backend::Postgres && pg::server_url().is_none() {
-        eprintln!("not run: set {} to run it on PostgreSQL", pg::URL_ENV);
         return;
     }
     BACKEND.scope(backend, test).await;
@@ -50,17 +49,9 @@ pub struct TestApp {
 pub const SHA_A: &str = "66adc9350f2cc9b250b69abddab733dd55e1a588";
 
 pub async fn token(store: &dyn Store, scopes: Vec<Scope>) -> String {
-    let token = generate_token();
-    store
-        .create_token(TokenRecord {
-            name: "test".into(),
-            hash: hash_token(&token),
-            scopes,
-            restrictions: Vec::new(),
-        })
-        .await
-        .unwrap();
-    token
+    let issued = issue_token("test".into(), scopes, Vec::new(), None);
+    store.create_token(issued.record).await.unwrap();
+    issued.token
 }
 
 /// A fresh store of the test's backend (a new SQLite file, or a new PostgreSQL database), with

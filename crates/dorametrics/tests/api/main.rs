@@ -1,8 +1,9 @@
 //! HTTP integration tests: each starts the real server on port 0 over a real store and talks
 //! HTTP to it. The suite is the conformance suite of the stores: every test runs once on SQLite
-//! (`<module>::<test>::sqlite`) and once on PostgreSQL (`<module>::<test>::postgres`, run when
-//! `DORA_TEST_POSTGRES_URL` names a server, e.g. `postgres://postgres@127.0.0.1:5432/postgres`;
-//! each test gets a fresh database there, dropped afterwards).
+//! (`<module>::<test>::sqlite`) and once on PostgreSQL (`<module>::<test>::postgres`, on the
+//! server `DORA_TEST_POSTGRES_URL` names, `postgres://postgres@127.0.0.1:5432/postgres` by
+//! default, failing when it is unreachable unless `DORA_TEST_POSTGRES=skip`; each test gets a
+//! fresh database there, dropped afterwards).
 
 /// Makes each named `async fn` of the calling module a conformance test: a module of the same
 /// name holding a `sqlite` and a `postgres` test that run it with `spawn_app()` on that store.

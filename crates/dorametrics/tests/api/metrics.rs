@@ -429,22 +429,31 @@ async fn levels_follow_the_report_year() {
     assert!(levels["rule"].as_str().unwrap().contains("lowest"));
     assert_eq!(
         levels["deployment_frequency"],
-        json!({"level": "elite", "value": 2.0, "band": "On demand (multiple deploys per day)"})
+        json!({"level": "elite", "value": 2.0, "band": "More than once per day",
+               "published_band": "On demand (multiple deploys per day)"})
     );
     assert_eq!(levels["lead_time"], Value::Null);
     // 10% is Medium in 2024 (whose High fails at 20%), High in 2023, Elite in 2021.
     assert_eq!(
         levels["change_failure_rate"],
-        json!({"level": "medium", "value": 0.1, "band": "10%"})
+        json!({"level": "medium", "value": 0.1, "band": "More than 7.5%, less than 15%",
+               "published_band": "10%"})
     );
     // No failed deployment was remediated: the failure's time to restore stands in.
     assert_eq!(
         levels["restore"],
         json!({"level": "elite", "value": 1800.0, "band": "Less than one hour",
-               "measure": "time_to_restore"})
+               "published_band": "Less than one hour", "measure": "time_to_restore"})
     );
     assert_eq!(levels["overall"], "medium");
-    assert_eq!(levels["bands"]["change_failure_rate"]["high"], "20%");
+    assert_eq!(
+        levels["bands"]["change_failure_rate"]["high"],
+        "From 15% up to 30%"
+    );
+    assert_eq!(
+        levels["published_bands"]["change_failure_rate"]["high"],
+        "20%"
+    );
 
     for (year, cfr, overall) in [
         (2023, "high", "high"),

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use dora_core::model::{
     Deployment, DeploymentPatch, DeploymentSelector, Failure, Git, Scope, StoredDeployment,
 };
-use dora_server::auth::{generate_token, hash_token};
-use dora_store::TokenRecord;
+use dora_server::auth::issue_token;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -241,26 +240,22 @@ async fn concurrent_puts_and_deletes_of_one_id_leave_no_orphans() {
 async fn a_token_created_through_the_store_is_accepted_over_http() {
     let app = spawn_app().await;
     let before = app.store.count_tokens().await.unwrap();
-    let secret = generate_token();
-    let record = TokenRecord {
-        name: "conformance".into(),
-        hash: hash_token(&secret),
-        scopes: vec![Scope::Read, Scope::Write],
-        restrictions: Vec::new(),
-    };
+    let issued = issue_token(
+        "conformance".into(),
+        vec![Scope::Read, Scope::Write],
+        Vec::new(),
+        None,
+    );
+    let (secret, record) = (issued.token, issued.record);
     app.store.create_token(record.clone()).await.unwrap();
     assert_eq!(app.store.count_tokens().await.unwrap(), before + 1);
     assert_eq!(
-        app.store.find_token(&record.hash).await.unwrap(),
-        Some(record)
+        app.store.find_token(&record.id).await.unwrap(),
+        Some(record.clone())
     );
-    assert_eq!(
-        app.store
-            .find_token(&hash_token(&generate_token()))
-            .await
-            .unwrap(),
-        None
-    );
+    let other = issue_token("other".into(), vec![Scope::Read], Vec::new(), None);
+    assert_eq!(app.store.find_token(&other.record.id).await.unwrap(), None);
+    assert!(app.store.list_tokens().await.unwrap().contains(&record));
 
     let list = json!({"data": {"type": "dora_deployments_list_request", "attributes": {}}});
     let reply = app
@@ -387,7 +382,47 @@ async fn deletes_and_re_puts_keep_the_list_consistent() {
     assert!(failures("service:svc-1").await.is_empty());
 }
 
+/// Revocation, expiry and last use, as the store keeps them.
+async fn the_store_keeps_a_tokens_lifecycle() {
+    let app = spawn_app().await;
+    let issued = issue_token(
+        "lifecycle".into(),
+        vec![Scope::Read],
+        Vec::new(),
+        Some(EPOCH_2025),
+    );
+    let id = issued.record.id.clone();
+    app.store.create_token(issued.record.clone()).await.unwrap();
+    let stored = app.store.find_token(&id).await.unwrap().unwrap();
+    assert_eq!(stored.expires_at, Some(EPOCH_2025));
+    assert_eq!(stored.last_used_at, None);
+
+    // Last use is kept to the minute: a use within a minute of the last one writes nothing.
+    let now = dora_core::time::now();
+    app.store.touch_token(&id, now).await.unwrap();
+    app.store.touch_token(&id, now + SECOND).await.unwrap();
+    let touched = app.store.find_token(&id).await.unwrap().unwrap();
+    assert_eq!(touched.last_used_at, Some(now));
+    app.store
+        .touch_token(&id, now + dora_store::TOKEN_USE_GRAIN + 1)
+        .await
+        .unwrap();
+    let touched = app.store.find_token(&id).await.unwrap().unwrap();
+    assert_eq!(
+        touched.last_used_at,
+        Some(now + dora_store::TOKEN_USE_GRAIN + 1)
+    );
+
+    assert!(app.store.revoke_token(&id, now).await.unwrap());
+    assert!(!app.store.revoke_token(&id, now + 1).await.unwrap());
+    assert!(!app.store.revoke_token("no-such-token", now).await.unwrap());
+    let revoked = app.store.find_token(&id).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(now));
+    assert!(!revoked.is_live(now));
+}
+
 conformance!(
+    the_store_keeps_a_tokens_lifecycle,
     concurrent_puts_of_one_deployment_id_leave_one_consistent_event,
     concurrent_puts_of_one_failure_id_leave_one_consistent_event,
     concurrent_puts_and_deletes_of_one_id_leave_no_orphans,

@@ -93,6 +93,24 @@ impl Server {
         lines
     }
 
+    /// What the server wrote to stderr since it listened, up to and including the first line
+    /// that satisfies `found`; panics when none comes within a minute.
+    pub fn logs_until(&self, found: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            match self.stderr.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    let done = found(&line);
+                    lines.push(line);
+                    if done {
+                        return lines;
+                    }
+                }
+                Err(_) => panic!("the server never logged the line waited for; it said {lines:#?}"),
+            }
+        }
+    }
+
     /// SIGTERM, then the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let status = Command::new("kill")

@@ -1,23 +1,35 @@
 //! Throwaway PostgreSQL databases for tests: each created under a random name on the server
-//! `DORA_TEST_POSTGRES_URL` names, and dropped again when its [`TestDatabase`] is dropped.
+//! `DORA_TEST_POSTGRES_URL` names (the local server by default), and dropped again when its
+//! [`TestDatabase`] is dropped.
 
 use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
-/// The variable naming the PostgreSQL server tests may use, e.g.
-/// `postgres://postgres@127.0.0.1:5432/postgres`. Unset: PostgreSQL tests pass without running.
+/// The variable naming the PostgreSQL server tests use; unset, [`DEFAULT_URL`].
 pub const URL_ENV: &str = "DORA_TEST_POSTGRES_URL";
+
+/// The local server the PostgreSQL tests use when [`URL_ENV`] is unset.
+pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// `DORA_TEST_POSTGRES=skip` leaves the PostgreSQL tests out (each says so and passes); without
+/// it they run, and fail when the server is unreachable.
+pub const SKIP_ENV: &str = "DORA_TEST_POSTGRES";
 
 /// Test databases are named `dora_test_<16 hex digits>`.
 pub const NAME_PREFIX: &str = "dora_test_";
 
-/// The URL of the test PostgreSQL server, when there is one.
+/// The URL of the test PostgreSQL server; `None` only when `DORA_TEST_POSTGRES=skip`.
 pub fn server_url() -> Option<String> {
-    std::env::var(URL_ENV)
+    if std::env::var(SKIP_ENV).is_ok_and(|value| value.trim() == "skip") {
+        eprintln!("not run on PostgreSQL: {SKIP_ENV}=skip");
+        return None;
+    }
+    let url = std::env::var(URL_ENV)
         .ok()
         .map(|url| url.trim().to_string())
-        .filter(|url| !url.is_empty())
+        .filter(|url| !url.is_empty());
+    Some(url.unwrap_or_else(|| DEFAULT_URL.to_string()))
 }
 
 /// `url` naming database `name` instead of its own; user, host and parameters kept.
@@ -85,7 +97,12 @@ impl Drop for TestDatabase {
 async fn connect(url: &str) -> Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to {URL_ENV}: {e}"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to the test PostgreSQL server ({URL_ENV}, default {DEFAULT_URL}; \
+                 {SKIP_ENV}=skip leaves these tests out): {e}"
+            )
+        });
     tokio::spawn(async move {
         let _ = connection.await;
     });

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use chrono::{Datelike, Days, Months, NaiveDate, NaiveDateTime};
 use dora_core::metrics::{day_nanos, day_of, Interval};
 use dora_core::query::Query;
-use dora_core::time::{self, to_rfc3339, Nanos};
+use dora_core::time::{self, Nanos};
 use serde_json::{json, Value};
 
 use super::{parse_date, GitlabCaller, GitlabError, Kind, Params, Target};
@@ -151,9 +151,10 @@ async fn answer(
     )
     .await?;
     if request.interval == Interval::All {
+        // Dates, as GitLab formats them (the range's own times are not shown).
         return Ok(Json(json!([{
-            "from": to_rfc3339(from),
-            "to": to_rfc3339(to),
+            "from": day_of(from).format("%Y-%m-%d").to_string(),
+            "to": day_of(to).format("%Y-%m-%d").to_string(),
             "value": deployments.len(),
         }])));
     }

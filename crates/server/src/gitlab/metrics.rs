@@ -62,7 +62,7 @@ struct Request {
     metric: Metric,
     start: Option<NaiveDate>,
     end: Option<NaiveDate>,
-    interval: Option<String>,
+    interval: Interval,
     tiers: Option<Vec<String>>,
 }
 
@@ -82,6 +82,13 @@ impl Request {
         };
         let start = date("start_date")?;
         let end = date("end_date")?;
+        // Grape's `values: %w[all monthly daily]`, default daily.
+        let interval = match params.last("interval") {
+            None => Interval::Daily,
+            Some(text) => Interval::parse(text)
+                .filter(|interval| *interval != Interval::Weekly)
+                .ok_or_else(|| GitlabError::param("interval does not have a valid value"))?,
+        };
         // The deprecated single tier joins the list (GitLab's `environment_tiers |= [tier]`).
         let mut tiers = params.list("environment_tiers");
         if let Some(tier) = params.last("environment_tier") {
@@ -94,7 +101,7 @@ impl Request {
             metric,
             start,
             end,
-            interval: params.last("interval").map(str::to_string),
+            interval,
             tiers: tiers.map(|list| list.into_iter().map(str::to_string).collect()),
         })
     }
@@ -104,9 +111,8 @@ impl Request {
 fn validate(
     start: NaiveDate,
     end: NaiveDate,
-    interval: Option<&str>,
     tiers: Option<&[String]>,
-) -> Result<(Interval, Vec<Tier>), GitlabError> {
+) -> Result<Vec<Tier>, GitlabError> {
     if (end - start).num_days() > MAX_RANGE_DAYS {
         return Err(GitlabError::bad(format!(
             "Date range must be shorter than {MAX_RANGE_DAYS} days."
@@ -117,17 +123,6 @@ fn validate(
             "The start date must be earlier than the end date.",
         ));
     }
-    let interval = match interval {
-        None => Interval::Daily,
-        Some(text) => match Interval::parse(text) {
-            Some(interval) if interval != Interval::Weekly => interval,
-            _ => {
-                return Err(GitlabError::bad(
-                    "The interval must be one of all,monthly,daily.",
-                ))
-            }
-        },
-    };
     let tiers = match tiers {
         None => vec![Tier::Production],
         Some(names) => names
@@ -141,7 +136,7 @@ fn validate(
                 )
             })?,
     };
-    Ok((interval, tiers))
+    Ok(tiers)
 }
 
 async fn project(
@@ -179,12 +174,8 @@ async fn answer(
         .start
         .unwrap_or_else(|| today.checked_sub_months(Months::new(3)).unwrap_or(today));
     let end = request.end.unwrap_or(today);
-    let (interval, tiers) = validate(
-        start,
-        end,
-        request.interval.as_deref(),
-        request.tiers.as_deref(),
-    )?;
+    let interval = request.interval;
+    let tiers = validate(start, end, request.tiers.as_deref())?;
     let after_end = end.checked_add_days(Days::new(1)).unwrap_or(end);
     let (store, selection) = (state.store.as_ref(), target.selection(Query::All, tiers));
     let (from, to, window) = (day_nanos(start), day_nanos(after_end), state.failure_window);
@@ -216,25 +207,25 @@ mod tests {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
     }
 
-    fn message(result: Result<(Interval, Vec<Tier>), GitlabError>) -> Value {
+    fn message(result: Result<Vec<Tier>, GitlabError>) -> Value {
         result.unwrap_err().body
     }
 
     #[test]
     fn range_limits_at_their_boundaries() {
         let start = day(2025, 1, 1);
-        assert!(validate(start, day(2025, 6, 30), None, None).is_ok()); // 180 days apart
+        assert!(validate(start, day(2025, 6, 30), None).is_ok()); // 180 days apart
         assert_eq!(
-            message(validate(start, day(2025, 7, 1), None, None)),
+            message(validate(start, day(2025, 7, 1), None)),
             json!({"message": "Date range must be shorter than 180 days."})
         );
         assert_eq!(
-            message(validate(start, start, None, None)),
+            message(validate(start, start, None)),
             json!({"message": "The start date must be earlier than the end date."})
         );
         assert_eq!(
-            validate(start, day(2025, 1, 2), None, None).unwrap(),
-            (Interval::Daily, vec![Tier::Production])
+            validate(start, day(2025, 1, 2), None).unwrap(),
+            vec![Tier::Production]
         );
     }
 
@@ -243,11 +234,28 @@ mod tests {
         let (a, b) = (day(2025, 1, 1), day(2025, 2, 1));
         let tiers = ["staging".to_string(), "other".to_string()];
         assert_eq!(
-            validate(a, b, Some("monthly"), Some(&tiers)).unwrap(),
-            (Interval::Monthly, vec![Tier::Staging, Tier::Other])
+            validate(a, b, Some(&tiers)).unwrap(),
+            vec![Tier::Staging, Tier::Other]
         );
-        assert!(validate(a, b, Some("weekly"), None).is_err());
-        assert!(validate(a, b, Some(""), None).is_err());
-        assert!(validate(a, b, None, Some(&["prod".to_string()])).is_err());
+        assert!(validate(a, b, Some(&["prod".to_string()])).is_err());
+        let interval =
+            |query: &str| Request::parse(&Params::new(Some(query))).map(|request| request.interval);
+        assert_eq!(
+            interval("metric=deployment_frequency").unwrap(),
+            Interval::Daily
+        );
+        assert_eq!(
+            interval("metric=deployment_frequency&interval=monthly").unwrap(),
+            Interval::Monthly
+        );
+        for bad in ["weekly", "", "yearly"] {
+            assert_eq!(
+                interval(&format!("metric=deployment_frequency&interval={bad}"))
+                    .unwrap_err()
+                    .body,
+                json!({"error": "interval does not have a valid value"}),
+                "{bad}"
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@ mod deployments;
 mod explain;
 mod metrics;
 mod projects;
+mod tokens;
 
 use axum::Router;
 
@@ -20,4 +21,5 @@ pub fn routes() -> Router<AppState> {
         .merge(explain::routes())
         .merge(metrics::routes())
         .merge(projects::routes())
+        .merge(tokens::routes())
 }

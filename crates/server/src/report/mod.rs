@@ -38,7 +38,9 @@ pub enum ReportError {
 /// How levels are decided, stated in every response so a reader need not guess.
 pub const LEVEL_RULE: &str = "Each key gets the best level whose published band it reaches \
 (where the report gives one figure per level, the nearest figure; ties go to the better level); \
-overall is the lowest level among the classified keys.";
+a value in a gap between published bands gets the worse level. Each level's band is the values \
+it is given (every value is in exactly one); published_band is the report's own words. Overall \
+is the lowest level among the classified keys.";
 
 fn interval_name(interval: Interval) -> &'static str {
     match interval {
@@ -74,10 +76,10 @@ pub fn values_json(v: &Values) -> Value {
 }
 
 fn rating(rating: Option<&Rating>) -> Value {
-    rating.map_or(
-        Value::Null,
-        |r| json!({ "level": r.level.as_str(), "value": r.value, "band": r.band }),
-    )
+    rating.map_or(Value::Null, |r| {
+        json!({ "level": r.level.as_str(), "value": r.value, "band": r.band,
+                    "published_band": r.published })
+    })
 }
 
 /// The level of each key and of the whole.
@@ -96,17 +98,20 @@ fn levels_json(a: &Assessment) -> Value {
     })
 }
 
-/// The report's words for every level of every key, for legends.
-fn bands_json(year: levels::Year) -> Value {
-    let mut bands = serde_json::Map::new();
+/// Every level's band of every key, for legends: the values each level is given, and (as
+/// `published`) the report's own words.
+fn bands_json(year: levels::Year) -> (Value, Value) {
+    let (mut bands, mut published) = (serde_json::Map::new(), serde_json::Map::new());
     for key in Key::ALL {
-        let words: serde_json::Map<String, Value> = levels::bands(year, key)
-            .into_iter()
-            .map(|band| (band.level.as_str().to_string(), json!(band.text)))
-            .collect();
-        bands.insert(key.as_str().to_string(), Value::Object(words));
+        let (mut texts, mut words) = (serde_json::Map::new(), serde_json::Map::new());
+        for band in levels::bands(year, key) {
+            texts.insert(band.level.as_str().to_string(), json!(band.text));
+            words.insert(band.level.as_str().to_string(), json!(band.published));
+        }
+        bands.insert(key.as_str().to_string(), Value::Object(texts));
+        published.insert(key.as_str().to_string(), Value::Object(words));
     }
-    Value::Object(bands)
+    (Value::Object(bands), Value::Object(published))
 }
 
 /// The whole range as one bucket.
@@ -261,7 +266,9 @@ pub async fn run(
     levels["year"] = json!(request.year.number());
     levels["source"] = json!(request.year.source());
     levels["rule"] = json!(LEVEL_RULE);
-    levels["bands"] = bands_json(request.year);
+    let (bands, published) = bands_json(request.year);
+    levels["bands"] = bands;
+    levels["published_bands"] = published;
     Ok(json!({
         "selection": {
             "from": request.from.to_string(),

@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "team_indexes",
         include_str!("../../migrations/postgres/0008_team_indexes.sql"),
     ),
+    (
+        9,
+        "token_lifecycle",
+        include_str!("../../migrations/postgres/0009_token_lifecycle.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

@@ -448,11 +448,13 @@ impl Store for PostgresStore {
                 tx,
                 sql::INSERT_TOKEN,
                 &[
+                    &token.id,
                     &token.name,
                     &token.hash,
                     &token.scopes_text(),
-                    &dora_core::time::now(),
+                    &token.created_at,
                     &token.restrictions_text(),
+                    &token.expires_at,
                 ],
             )
             .await
@@ -470,11 +472,13 @@ impl Store for PostgresStore {
                 tx,
                 sql::INSERT_FIRST_TOKEN,
                 &[
+                    &token.id,
                     &token.name,
                     &token.hash,
                     &token.scopes_text(),
-                    &dora_core::time::now(),
+                    &token.created_at,
                     &token.restrictions_text(),
+                    &token.expires_at,
                 ],
             )
             .await?;
@@ -483,9 +487,29 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
-        let rows = self.query(sql::FIND_TOKEN, &[&hash]).await?;
+    async fn find_token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
+        let rows = self.query(&sql::find_token(), &[&id]).await?;
         rows.first().map(crate::rows::token).transpose()
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        let rows = self.query(&sql::list_tokens(), &[]).await?;
+        rows.iter().map(crate::rows::token).collect()
+    }
+
+    async fn revoke_token(&self, id: &str, at: Nanos) -> StoreResult<bool> {
+        self.write(async |tx| Ok(execute(tx, sql::REVOKE_TOKEN, &[&id, &at]).await? > 0))
+            .await
+    }
+
+    async fn touch_token(&self, id: &str, at: Nanos) -> StoreResult<()> {
+        let recent = at - crate::TOKEN_USE_GRAIN;
+        self.write(async |tx| {
+            execute(tx, sql::TOUCH_TOKEN, &[&id, &at, &recent])
+                .await
+                .map(drop)
+        })
+        .await
     }
 
     async fn count_tokens(&self) -> StoreResult<u64> {

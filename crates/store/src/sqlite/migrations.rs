@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "team_indexes",
         include_str!("../../migrations/sqlite/0008_team_indexes.sql"),
     ),
+    (
+        9,
+        "token_lifecycle",
+        include_str!("../../migrations/sqlite/0009_token_lifecycle.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.

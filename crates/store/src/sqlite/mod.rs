@@ -322,12 +322,36 @@ impl Store for SqliteStore {
         self.write(op).await.map(|n| n > 0)
     }
 
-    async fn find_token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
-        let hash = hash.to_string();
+    async fn find_token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
+        let id = id.to_string();
         self.read(move |conn| {
-            query_all(conn, sql::FIND_TOKEN, [hash], |row| crate::rows::token(row)).map(first)
+            query_all(conn, &sql::find_token(), [id], |row| {
+                crate::rows::token(row)
+            })
+            .map(first)
         })
         .await
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        self.read(|conn| query_all(conn, &sql::list_tokens(), [], |row| crate::rows::token(row)))
+            .await
+    }
+
+    async fn revoke_token(&self, id: &str, at: Nanos) -> StoreResult<bool> {
+        let op = WriteOp::RevokeToken {
+            id: id.to_string(),
+            at,
+        };
+        self.write(op).await.map(|n| n > 0)
+    }
+
+    async fn touch_token(&self, id: &str, at: Nanos) -> StoreResult<()> {
+        let op = WriteOp::TouchToken {
+            id: id.to_string(),
+            at,
+        };
+        self.write(op).await.map(drop)
     }
 
     async fn count_tokens(&self) -> StoreResult<u64> {

@@ -36,6 +36,14 @@ pub enum WriteOp {
         /// Only when the table is empty (the first admin token).
         only_first: bool,
     },
+    RevokeToken {
+        id: String,
+        at: i64,
+    },
+    TouchToken {
+        id: String,
+        at: i64,
+    },
     PutCommits(Vec<Commit>),
     SetEnvTier(String, Option<dora_core::tier::Tier>),
     MarkDirty(Vec<StreamKey>),
@@ -183,14 +191,23 @@ fn apply(tx: &Connection, op: &WriteOp) -> StoreResult<u64> {
                 sql::INSERT_TOKEN
             };
             let inserted = tx.prepare_cached(sql)?.execute(params![
+                token.id,
                 token.name,
                 token.hash,
                 token.scopes_text(),
-                dora_core::time::now(),
-                token.restrictions_text()
+                token.created_at,
+                token.restrictions_text(),
+                token.expires_at,
             ])?;
             Ok(inserted as u64)
         }
+        WriteOp::RevokeToken { id, at } => Ok(tx
+            .prepare_cached(sql::REVOKE_TOKEN)?
+            .execute(params![id, at])? as u64),
+        WriteOp::TouchToken { id, at } => Ok(tx
+            .prepare_cached(sql::TOUCH_TOKEN)?
+            .execute(params![id, at, at - crate::TOKEN_USE_GRAIN])?
+            as u64),
     }
 }
 
@@ -491,10 +508,15 @@ mod tests {
     fn token(name: &str, hash: &str) -> WriteOp {
         WriteOp::CreateToken {
             token: TokenRecord {
+                id: name.into(),
                 name: name.into(),
                 hash: hash.into(),
                 scopes: Vec::new(),
                 restrictions: Vec::new(),
+                created_at: 1,
+                expires_at: None,
+                last_used_at: None,
+                revoked_at: None,
             },
             only_first: false,
         }
