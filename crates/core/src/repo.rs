@@ -4,7 +4,7 @@
 /// A repository URL as it may be stored (no credentials), with its normalised id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
-    /// The URL as given, minus any userinfo (`user:token@`).
+    /// The URL as given, minus any userinfo (`user:token@`), query and fragment.
     pub url: String,
     /// `host/org/repo`: no scheme, credentials, port, `.git` or trailing `/`; host lowercased.
     pub id: String,
@@ -19,9 +19,11 @@ pub enum RepositoryError {
 }
 
 /// Parses `https://user:pw@GitHub.com/org/repo.git/`, `git@github.com:org/repo.git`,
-/// `ssh://git@host:22/org/repo`, or a bare `github.com/org/repo`.
+/// `ssh://git@host:22/org/repo`, or a bare `github.com/org/repo`. A query or fragment is dropped:
+/// it names no repository and may carry a secret (`?private_token=…`).
 pub fn parse_repository(raw: &str) -> Result<Repository, RepositoryError> {
     let raw = raw.trim();
+    let raw = raw.split(['?', '#']).next().unwrap_or_default();
     if raw.is_empty() {
         return Err(RepositoryError::Empty);
     }
@@ -130,6 +132,21 @@ mod tests {
         assert_eq!(repo.url, "github.com:acme/shop.git");
         let repo = parse_repository("git@github.com:acme/shop.git").unwrap();
         assert_eq!(repo.url, "git@github.com:acme/shop.git");
+    }
+
+    #[test]
+    fn queries_and_fragments_never_survive() {
+        for raw in [
+            "https://github.com/acme/shop?private_token=glpat-secret",
+            "https://github.com/acme/shop.git#readme",
+            "https://x:glpat-secret@github.com/acme/shop/?a=1#b",
+        ] {
+            let repo = parse_repository(raw).unwrap();
+            assert_eq!(repo.id, "github.com/acme/shop", "{raw}");
+            assert!(!repo.url.contains(['?', '#']), "{raw} → {}", repo.url);
+            assert!(!repo.url.contains("secret"), "{raw} → {}", repo.url);
+        }
+        assert_eq!(parse_repository("?x=1"), Err(RepositoryError::Empty));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Timestamps: everything is stored as integer nanoseconds since the Unix epoch (UTC).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
 /// Nanoseconds since the Unix epoch, UTC.
 pub type Nanos = i64;
@@ -46,6 +46,14 @@ pub fn to_rfc3339(nanos: Nanos) -> String {
     DateTime::<Utc>::from_timestamp_nanos(nanos).to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// Whether a day, and the day after it, fit in nanoseconds (an `i64`), the engine's time: other
+/// dates are refused as invalid rather than overflowing.
+pub fn representable_day(day: NaiveDate) -> bool {
+    let first = NaiveDate::from_ymd_opt(1678, 1, 1);
+    let last = NaiveDate::from_ymd_opt(2262, 4, 10);
+    first.is_some_and(|f| f <= day) && last.is_some_and(|l| day <= l)
+}
+
 /// The current time, in nanoseconds.
 pub fn now() -> Nanos {
     Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
@@ -54,6 +62,19 @@ pub fn now() -> Nanos {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn representable_days_fit_in_nanoseconds() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        for ok in [day(1678, 1, 1), day(2025, 1, 1), day(2262, 4, 10)] {
+            assert!(representable_day(ok), "{ok}");
+            let after = ok.succ_opt().unwrap().and_hms_opt(0, 0, 0).unwrap();
+            assert!(after.and_utc().timestamp_nanos_opt().is_some(), "{ok}");
+        }
+        for bad in [day(1677, 12, 31), day(2262, 4, 11), day(2611, 6, 1)] {
+            assert!(!representable_day(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn units_are_told_by_magnitude() {

@@ -34,6 +34,9 @@ impl Problem {
 pub enum ApiError {
     #[error("bad request: {}", .0.detail)]
     BadRequest(Problem),
+    /// A query parameter is wrong: JSON:API `source.parameter` names it.
+    #[error("bad parameter {parameter}: {detail}")]
+    BadParameter { parameter: String, detail: String },
     #[error("unauthorized")]
     Unauthorized,
     #[error("forbidden")]
@@ -84,6 +87,16 @@ impl IntoResponse for ApiError {
                 )
                     .into_response()
             }
+            ApiError::BadParameter { parameter, detail } => (
+                StatusCode::BAD_REQUEST,
+                json_api(json!({ "errors": [{
+                    "status": "400",
+                    "title": "Bad Request",
+                    "detail": detail,
+                    "source": { "parameter": parameter },
+                }]})),
+            )
+                .into_response(),
             ApiError::Unauthorized => plain(StatusCode::UNAUTHORIZED, "Unauthorized"),
             ApiError::Forbidden => plain(StatusCode::FORBIDDEN, "Forbidden"),
             ApiError::NotFound(what) => plain(StatusCode::NOT_FOUND, &what),

@@ -8,6 +8,7 @@ mod datadog;
 pub mod derivation;
 pub mod error;
 mod gitlab;
+mod guard;
 mod native;
 pub mod report;
 
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
                 error::json_api(serde_json::json!({ "errors": ["Method Not Allowed"] })),
             )
         })
+        .layer(middleware::from_fn(guard::guard))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -83,8 +85,7 @@ async fn log_request(mut request: Request, next: Next) -> Response {
     let note = auth::AuthNote::default();
     request.extensions_mut().insert(note.clone());
     let started = Instant::now();
-    let mut response = next.run(request).await;
-    challenge(&mut response);
+    let response = next.run(request).await;
     tracing::info!(
         %method,
         %path,
@@ -94,19 +95,6 @@ async fn log_request(mut request: Request, next: Next) -> Response {
         "request"
     );
     response
-}
-
-/// 401 and 403 say how to authenticate (RFC 6750), whichever surface's body they carry.
-fn challenge(response: &mut Response) {
-    let value = match response.status() {
-        StatusCode::UNAUTHORIZED => r#"Bearer realm="dorametrics""#,
-        StatusCode::FORBIDDEN => r#"Bearer realm="dorametrics", error="insufficient_scope""#,
-        _ => return,
-    };
-    response.headers_mut().insert(
-        axum::http::header::WWW_AUTHENTICATE,
-        axum::http::HeaderValue::from_static(value),
-    );
 }
 
 /// Serves on an already-bound listener with default settings until `shutdown` resolves.

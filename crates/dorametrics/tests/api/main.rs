@@ -40,6 +40,7 @@ mod datadog_patch;
 mod datadog_validation;
 mod facts;
 mod gitlab;
+mod hygiene;
 mod metrics;
 mod reference;
 mod store;

@@ -75,6 +75,7 @@ impl From<ApiError> for GitlabError {
     fn from(error: ApiError) -> Self {
         match error {
             ApiError::BadRequest(problem) => Self::param(problem.detail),
+            ApiError::BadParameter { detail, .. } => Self::param(detail),
             ApiError::Unauthorized => Self::message(StatusCode::UNAUTHORIZED, "401 Unauthorized"),
             ApiError::Forbidden => Self::message(StatusCode::FORBIDDEN, "403 Forbidden"),
             ApiError::NotFound(_) => Self::message(StatusCode::NOT_FOUND, "404 Not Found"),
@@ -150,14 +151,6 @@ impl Params {
     }
 }
 
-/// Whether a day's nanosecond timestamps fit in an `i64`, the engine's time: other dates are
-/// refused as invalid rather than overflowing.
-fn representable(day: NaiveDate) -> bool {
-    let first = NaiveDate::from_ymd_opt(1678, 1, 1);
-    let last = NaiveDate::from_ymd_opt(2262, 4, 10);
-    first.is_some_and(|f| f <= day) && last.is_some_and(|l| day <= l)
-}
-
 /// A date as Grape reads one: `YYYY-MM-DD`, optionally followed by a time that is ignored.
 fn parse_date(text: &str) -> Option<NaiveDate> {
     let head = text.get(..10)?;
@@ -167,7 +160,7 @@ fn parse_date(text: &str) -> Option<NaiveDate> {
     }
     NaiveDate::parse_from_str(head, "%Y-%m-%d")
         .ok()
-        .filter(|day| representable(*day))
+        .filter(|day| dora_core::time::representable_day(*day))
 }
 
 /// What an `:id` addresses.

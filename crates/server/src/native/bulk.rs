@@ -64,8 +64,10 @@ impl<T, F: Fn(&Object<'_>) -> Result<T, Problem>> Element<'_, F> {
             detail: format!("{place}: {}", problem.detail),
             ..problem
         };
-        let object = Object::element(value, format!("/{index}"), &format!("a {}", self.what))
-            .map_err(in_place)?;
+        let pointer = format!("/{index}");
+        crate::body::reject_nul(value, &pointer).map_err(in_place)?;
+        let object =
+            Object::element(value, pointer, &format!("a {}", self.what)).map_err(in_place)?;
         (self.fields)(&object).map_err(in_place)
     }
 }

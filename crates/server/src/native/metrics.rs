@@ -3,12 +3,10 @@
 //! [`crate::report`], shared with `dorametrics report`.
 
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use dora_core::model::Scope;
-use serde_json::json;
 
 use crate::auth::{form_pairs, Caller};
 use crate::error::{json_api, ApiError};
@@ -23,16 +21,9 @@ pub fn routes() -> Router<AppState> {
 /// errors in the shape the rest of the API uses.
 fn refusal(error: ReportError) -> Response {
     match error {
-        ReportError::BadParameter { parameter, detail } => (
-            StatusCode::BAD_REQUEST,
-            json_api(json!({ "errors": [{
-                "status": "400",
-                "title": "Bad Request",
-                "detail": detail,
-                "source": { "parameter": parameter },
-            }]})),
-        )
-            .into_response(),
+        ReportError::BadParameter { parameter, detail } => {
+            ApiError::BadParameter { parameter, detail }.into_response()
+        }
         ReportError::NotFound(what) => ApiError::NotFound(what).into_response(),
         ReportError::Store(error) => ApiError::Store(error).into_response(),
     }

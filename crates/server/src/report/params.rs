@@ -173,7 +173,7 @@ impl<'a> Given<'a> {
 }
 
 fn date(key: &str, text: &str) -> Result<NaiveDate, ReportError> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .ok()
         .filter(|_| text.len() == 10)
         .ok_or_else(|| {
@@ -181,7 +181,16 @@ fn date(key: &str, text: &str) -> Result<NaiveDate, ReportError> {
                 key,
                 format!("{key} must be a date like 2025-01-31, got {text:?}"),
             )
-        })
+        })?;
+    if !dora_core::time::representable_day(day) {
+        return Err(bad(
+            key,
+            format!(
+                "{key} {text} is out of range: dates from 1678-01-01 to 2262-04-10 are supported"
+            ),
+        ));
+    }
+    Ok(day)
 }
 
 fn names(key: &str, values: Vec<&str>) -> Result<Vec<String>, ReportError> {
