@@ -124,7 +124,9 @@ fn import(args: &GitArgs, handle: &Handle) -> Result<Imported> {
             token: std::env::var("DORA_TOKEN")
                 .context("--url needs a token with the dora_metrics_write scope in DORA_TOKEN")?,
         }),
-        None => Target::Store(handle.block_on(crate::open_store(&args.db.database, true))?),
+        None => Target::Store(
+            handle.block_on(crate::open_store(&args.db.database, crate::Access::Create))?,
+        ),
     };
     let options = WalkOptions {
         since: args.since,

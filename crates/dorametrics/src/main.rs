@@ -74,6 +74,15 @@ struct ServeArgs {
     /// (for deployments that run `dorametrics migrate` as a separate step).
     #[arg(long)]
     no_migrate: bool,
+    /// Longest one database statement may run before it is cancelled (503).
+    #[arg(long, env = "DORA_STATEMENT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    statement_timeout: std::time::Duration,
+    /// Longest a statement waits for a lock held by another session (503).
+    #[arg(long, env = "DORA_LOCK_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    lock_timeout: std::time::Duration,
+    /// Longest a request waits for a free PostgreSQL connection (503).
+    #[arg(long, env = "DORA_POOL_WAIT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pool_wait: std::time::Duration,
 }
 
 #[tokio::main]
@@ -89,8 +98,12 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(db) => {
-            open_store(&db.database, true).await?;
-            eprintln!("{} is up to date", redact_url(&db.database));
+            let url = &db.database;
+            if is_postgres(url) && dora_store::postgres::create_database(url).await? {
+                eprintln!("created the database {}", redact_url(url));
+            }
+            open_store(url, Access::Create).await?;
+            eprintln!("{} is up to date", redact_url(url));
             Ok(())
         }
         Command::Import(command) => import::run(command).await,
@@ -100,14 +113,53 @@ async fn main() -> Result<()> {
     }
 }
 
-async fn open_store(url: &str, migrate: bool) -> Result<Arc<dyn Store>> {
-    dora_store::open_with(url, migrate)
+/// How a command uses its database.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// It may create the SQLite file and bring the schema up to date.
+    Create,
+    /// It only works on a database that exists and is up to date: a missing SQLite file is an
+    /// error, not a new empty database next to the user.
+    Existing,
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+async fn open_store(url: &str, access: Access) -> Result<Arc<dyn Store>> {
+    open_store_with(url, access, dora_store::StoreOptions::default()).await
+}
+
+async fn open_store_with(
+    url: &str,
+    access: Access,
+    mut options: dora_store::StoreOptions,
+) -> Result<Arc<dyn Store>> {
+    if access == Access::Existing {
+        if let Some(path) = dora_store::sqlite_path(url) {
+            if !std::path::Path::new(path).exists() {
+                anyhow::bail!(
+                    "there is no database at {path}: give --database the server's, or create \
+                     one with dorametrics migrate --database {url}"
+                );
+            }
+        }
+        options.migrate = false;
+    }
+    dora_store::open_with(url, &options)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(url)))
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let store = open_store(&args.db.database, !args.no_migrate).await?;
+    let options = dora_store::StoreOptions {
+        migrate: !args.no_migrate,
+        statement_timeout: args.statement_timeout,
+        lock_timeout: args.lock_timeout,
+        pool_wait: args.pool_wait,
+    };
+    let store = open_store_with(&args.db.database, Access::Create, options).await?;
     // Bound before the first token is made: a busy port must not use up the one print of it.
     let listener = TcpListener::bind(&args.listen)
         .await

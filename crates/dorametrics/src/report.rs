@@ -136,7 +136,7 @@ pub async fn run(args: ReportArgs) -> Result<()> {
 async fn local(args: &ReportArgs) -> Result<Value> {
     let today = dora_core::metrics::day_of(dora_core::time::now());
     let request = report::parse(&args.pairs(), today).map_err(explain)?;
-    let store = crate::open_store(&args.db.database, true).await?;
+    let store = crate::open_store(&args.db.database, crate::Access::Existing).await?;
     let window =
         i64::try_from(args.failure_window.as_nanos()).context("--failure-window is too long")?;
     report::run(store.as_ref(), &request, window)

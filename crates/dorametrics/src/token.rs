@@ -7,7 +7,7 @@ use dora_core::model::Scope;
 use dora_server::auth::{expiry_after, issue_token, TokenList, TokenView};
 use dora_store::{Restriction, Store, TokenRecord};
 
-use crate::{open_store, DatabaseArg};
+use crate::{open_store, Access, DatabaseArg};
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -82,7 +82,7 @@ pub async fn run(command: TokenCommand) -> Result<()> {
                 .map(|text| expiry_after(dora_core::time::now(), &text))
                 .transpose()
                 .map_err(|why| anyhow::anyhow!("--expires-in {why}"))?;
-            let store = open_store(&db.database, true).await?;
+            let store = open_store(&db.database, Access::Create).await?;
             let restrictions = projects.into_iter().chain(groups).collect();
             let issued = issue_token(name, scopes, restrictions, expires_at);
             store
@@ -93,7 +93,7 @@ pub async fn run(command: TokenCommand) -> Result<()> {
             Ok(())
         }
         TokenCommand::List { json, db } => {
-            let store = open_store(&db.database, false).await?;
+            let store = open_store(&db.database, Access::Existing).await?;
             let now = dora_core::time::now();
             let views: Vec<TokenView> = store
                 .list_tokens()
@@ -110,7 +110,7 @@ pub async fn run(command: TokenCommand) -> Result<()> {
             Ok(())
         }
         TokenCommand::Revoke { token, db } => {
-            let store = open_store(&db.database, false).await?;
+            let store = open_store(&db.database, Access::Existing).await?;
             let record = resolve(store.as_ref(), &token).await?;
             if store
                 .revoke_token(&record.id, dora_core::time::now())

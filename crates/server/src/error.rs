@@ -69,6 +69,36 @@ pub fn json_api(value: impl serde::Serialize) -> Response {
     response
 }
 
+/// A store failure as a 503: its own message in `body`'s shape, `Retry-After` when retrying soon
+/// can help, and its cause in the log.
+pub fn store_failure(
+    error: &dora_store::StoreError,
+    body: impl FnOnce(&str) -> Response,
+) -> Response {
+    let outage = error.outage();
+    let message = match outage {
+        Some(outage) => outage.message(),
+        None => "The store failed; retry later",
+    };
+    tracing::error!(
+        %error,
+        outage = outage.map_or("unexpected", |o| o.as_str()),
+        "store failure"
+    );
+    let mut response = body(message);
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let retry = match outage {
+        Some(outage) => outage.retry_after(),
+        None => Some(1),
+    };
+    if let Some(seconds) = retry {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
@@ -105,11 +135,7 @@ impl IntoResponse for ApiError {
                 &format!("Request body is larger than the limit of {limit} bytes"),
             ),
             ApiError::Store(error) => {
-                tracing::error!(%error, "store failure");
-                plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The store is unavailable; retry later",
-                )
+                store_failure(&error, |message| json_api(json!({ "errors": [message] })))
             }
         }
     }

@@ -66,14 +66,31 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long `/readyz` waits for the store before it says it cannot serve.
+const READY_WITHIN: Duration = Duration::from_secs(1);
+
+/// 200 when the store serves (reachable, schema current, its last write not refused for a full
+/// disk, a connection free within a second); else 503 saying why.
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => "ready".into_response(),
-        Err(error) => {
+    let message = match tokio::time::timeout(READY_WITHIN, state.store.ping()).await {
+        Ok(Ok(())) => return "ready".into_response(),
+        Ok(Err(error)) => {
             tracing::warn!(%error, "store not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+            match error.outage() {
+                Some(outage) => outage.message().to_string(),
+                None => format!("The store failed: {error}"),
+            }
         }
-    }
+        Err(_) => {
+            tracing::warn!("store not ready: no answer within {READY_WITHIN:?}");
+            format!("The store did not answer within {READY_WITHIN:?} (every connection busy?)")
+        }
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: {message}\n"),
+    )
+        .into_response()
 }
 
 /// One log line per request: method, path (never the query string, which may hold a

@@ -26,17 +26,195 @@ use dora_core::time::Nanos;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Anything not known to be one of the [`Outage`]s.
     #[error("database error: {0}")]
     Database(String),
+    /// The store cannot serve, for a reason a client and an operator can act on.
+    #[error("{}: {detail}", .kind.message())]
+    Unavailable { kind: Outage, detail: String },
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("the store is shutting down")]
     Closed,
 }
 
+/// Why the store cannot serve: each its own message, and whether retrying soon can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The disk holding the database is full.
+    DiskFull,
+    /// The database server cannot be reached (refused, reset, shutting down, too many clients).
+    Unreachable,
+    /// The database server refused the configured credentials.
+    AuthenticationRefused,
+    /// The named database does not exist.
+    NoDatabase,
+    /// The schema is missing or older than this build.
+    SchemaMissing,
+    /// A lock held by another session was not released within the lock timeout.
+    LockWait,
+    /// A statement ran past the statement timeout.
+    StatementTimeout,
+    /// Every pooled connection stayed busy for the pool-wait timeout.
+    PoolExhausted,
+    /// The SQLite file was deleted or replaced while the server had it open.
+    FileReplaced,
+}
+
+impl Outage {
+    /// What a client is told.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::DiskFull => "The database's disk is full; writes fail until space is freed",
+            Self::Unreachable => "The database cannot be reached; retry later",
+            Self::AuthenticationRefused => "The database refused the server's credentials",
+            Self::NoDatabase => "The database does not exist; create it with dorametrics migrate",
+            Self::SchemaMissing => {
+                "The database schema is missing or out of date; run dorametrics migrate"
+            }
+            Self::LockWait => "The database waited too long for a lock; retry later",
+            Self::StatementTimeout => "The database statement ran past its time limit",
+            Self::PoolExhausted => "Every database connection is busy; retry later",
+            Self::FileReplaced => {
+                "The database file was deleted or replaced while the server ran; restart the server"
+            }
+        }
+    }
+
+    /// Seconds after which a retry may succeed, when one can without an operator.
+    pub fn retry_after(self) -> Option<u64> {
+        match self {
+            Self::Unreachable => Some(5),
+            Self::LockWait | Self::StatementTimeout | Self::PoolExhausted => Some(1),
+            Self::DiskFull
+            | Self::AuthenticationRefused
+            | Self::NoDatabase
+            | Self::SchemaMissing
+            | Self::FileReplaced => None,
+        }
+    }
+
+    /// A short name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DiskFull => "disk_full",
+            Self::Unreachable => "unreachable",
+            Self::AuthenticationRefused => "authentication_refused",
+            Self::NoDatabase => "no_database",
+            Self::SchemaMissing => "schema_missing",
+            Self::LockWait => "lock_wait",
+            Self::StatementTimeout => "statement_timeout",
+            Self::PoolExhausted => "pool_exhausted",
+            Self::FileReplaced => "file_replaced",
+        }
+    }
+}
+
+impl StoreError {
+    pub fn unavailable(kind: Outage, detail: impl Into<String>) -> Self {
+        Self::Unavailable {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// The outage this error is, if it is one.
+    pub fn outage(&self) -> Option<Outage> {
+        match self {
+            Self::Unavailable { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
-        Self::Database(error.to_string())
+        use rusqlite::ErrorCode;
+        let kind = match error.sqlite_error() {
+            Some(failure) => match failure.code {
+                ErrorCode::DiskFull => Some(Outage::DiskFull),
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Some(Outage::LockWait),
+                ErrorCode::OperationInterrupted => Some(Outage::StatementTimeout),
+                ErrorCode::CannotOpen => Some(Outage::Unreachable),
+                // SQLITE_READONLY_DBMOVED: the file was renamed or unlinked under the connection.
+                ErrorCode::ReadOnly if failure.extended_code == 1032 => Some(Outage::FileReplaced),
+                _ => None,
+            },
+            None => None,
+        };
+        match kind {
+            Some(kind) => Self::unavailable(kind, error.to_string()),
+            None => Self::Database(error.to_string()),
+        }
+    }
+}
+
+/// The outcome of the latest write, for readiness: a disk that filled stays reported until a
+/// write succeeds again.
+#[derive(Default)]
+pub(crate) struct WriteHealth(std::sync::Mutex<Option<StoreError>>);
+
+impl WriteHealth {
+    pub(crate) fn record<T>(&self, result: &StoreResult<T>) {
+        let failed = match result {
+            Err(StoreError::Unavailable {
+                kind: Outage::DiskFull,
+                detail,
+            }) => Some(StoreError::unavailable(Outage::DiskFull, detail.clone())),
+            Err(_) => return, // other failures say nothing of the next write
+            Ok(_) => None,
+        };
+        if let Ok(mut last) = self.0.lock() {
+            *last = failed;
+        }
+    }
+
+    pub(crate) fn check(&self) -> StoreResult<()> {
+        match self.0.lock().ok().as_deref().and_then(Option::as_ref) {
+            Some(StoreError::Unavailable { kind, detail }) => {
+                Err(StoreError::unavailable(*kind, detail.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A schema at `found` (`None`: no migration applied) serves only when it is `latest`.
+pub(crate) fn check_schema(found: Option<i64>, latest: i64) -> StoreResult<()> {
+    match found {
+        Some(version) if version >= latest => Ok(()),
+        found => Err(StoreError::unavailable(
+            Outage::SchemaMissing,
+            format!(
+                "the schema is at version {}, this build needs {latest}",
+                found.map_or("none".to_string(), |v| v.to_string())
+            ),
+        )),
+    }
+}
+
+/// How a store is opened: whether to migrate, and the limits that turn a stuck database into
+/// fast, clear errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Bring the schema up to date (else refuse one that is behind).
+    pub migrate: bool,
+    /// Longest a statement may run (PostgreSQL `statement_timeout`; SQLite interrupts reads).
+    pub statement_timeout: std::time::Duration,
+    /// Longest a statement waits for a lock (PostgreSQL `lock_timeout`; SQLite's busy timeout).
+    pub lock_timeout: std::time::Duration,
+    /// Longest a request waits for a pooled PostgreSQL connection.
+    pub pool_wait: std::time::Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            migrate: true,
+            statement_timeout: std::time::Duration::from_secs(30),
+            lock_timeout: std::time::Duration::from_secs(5),
+            pool_wait: std::time::Duration::from_secs(5),
+        }
     }
 }
 
@@ -265,25 +443,31 @@ pub trait Store: Send + Sync + 'static {
 /// Opens (creating and migrating if needed) the store a URL names: `postgres://…` or
 /// `postgresql://…` for PostgreSQL; `sqlite://PATH`, `sqlite:PATH` or a bare file path for SQLite.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
-    open_with(url, true).await
+    open_with(url, &StoreOptions::default()).await
 }
 
-/// Like [`open`]; with `migrate` false a database whose schema is behind is an error instead.
-pub async fn open_with(url: &str, migrate: bool) -> StoreResult<Arc<dyn Store>> {
+/// Like [`open`], with explicit options.
+pub async fn open_with(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Arc::new(postgres::PostgresStore::open(url, migrate).await?));
+        return Ok(Arc::new(postgres::PostgresStore::open(url, options).await?));
     }
-    let path = if let Some(path) = url.strip_prefix("sqlite://") {
-        path
-    } else if let Some(path) = url.strip_prefix("sqlite:") {
-        path
-    } else if url.contains("://") {
-        return Err(StoreError::UnsupportedUrl(redact_url(url)));
-    } else {
-        url
-    };
-    let store = sqlite::SqliteStore::open(path.to_string(), migrate).await?;
+    let path = sqlite_path(url).ok_or_else(|| StoreError::UnsupportedUrl(redact_url(url)))?;
+    let store = sqlite::SqliteStore::open(path.to_string(), options).await?;
     Ok(Arc::new(store))
+}
+
+/// The file a SQLite URL names (`sqlite://PATH`, `sqlite:PATH` or a bare path); `None` for any
+/// other URL.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Some(path)
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        Some(path)
+    } else if url.contains("://") {
+        None
+    } else {
+        Some(url)
+    }
 }
 
 /// A database URL fit for logs: the password, if any, replaced by `***`.

@@ -135,7 +135,19 @@ struct Builder<'a> {
     params: Vec<SqlParam>,
     /// Whether some term was translated onto a column.
     used_columns: bool,
+    /// Attribute sub-queries emitted so far.
+    exists: usize,
 }
+
+/// PostgreSQL plans each `EXISTS` of a top-level AND as a semi-join, and the join search grows
+/// with the cube of their number (200 terms: 20 s of planning). Past this many, a sub-query is
+/// written so that it stays a per-row sub-plan (`OFFSET 0`), which plans in constant time.
+const JOINED_EXISTS: usize = 4;
+
+/// An AND or OR of more items than this is split in halves, recursively, so that the nesting
+/// of the SQL expression grows with the logarithm of the terms (SQLite refuses expressions
+/// nested 1000 deep; a flat chain of N terms nests N deep).
+const FLAT_LIST: usize = 8;
 
 impl<'a> Builder<'a> {
     fn new(
@@ -154,6 +166,7 @@ impl<'a> Builder<'a> {
             sql: String::new(),
             params: Vec::new(),
             used_columns: false,
+            exists: 0,
         }
     }
 
@@ -202,11 +215,18 @@ impl<'a> Builder<'a> {
 
     fn list(&mut self, items: &[Query], sep: &str) {
         self.sql.push('(');
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                self.sql.push_str(sep);
+        if items.len() > FLAT_LIST {
+            let (left, right) = items.split_at(items.len() / 2);
+            self.list(left, sep);
+            self.sql.push_str(sep);
+            self.list(right, sep);
+        } else {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    self.sql.push_str(sep);
+                }
+                self.query(item);
             }
-            self.query(item);
         }
         self.sql.push(')');
     }
@@ -332,6 +352,10 @@ impl<'a> Builder<'a> {
         for condition in conditions {
             let _ = write!(self.sql, " AND {condition}");
         }
+        if self.dialect == Dialect::Postgres && self.exists >= JOINED_EXISTS {
+            self.sql.push_str(" OFFSET 0");
+        }
+        self.exists += 1;
         self.sql.push(')');
     }
 

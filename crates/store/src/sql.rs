@@ -196,6 +196,7 @@ pub const REVOKE_TOKEN: &str =
 /// `?3`: the oldest last use that still counts as recent.
 pub const TOUCH_TOKEN: &str = "UPDATE tokens SET last_used_at = ?2 WHERE token_id = ?1 \
     AND (last_used_at IS NULL OR last_used_at < ?3)";
+pub const SCHEMA_VERSION: &str = "SELECT max(version) FROM schema_migrations";
 pub const COUNT_TOKENS: &str = "SELECT COUNT(*) FROM tokens";
 
 /// `SELECT … WHERE <time range> AND <filter> ORDER BY … LIMIT …` over one event table.

@@ -17,7 +17,7 @@ mod tests;
 
 pub use ast::{Bound, GlobPart, Pattern, Query, Term};
 pub use eval::numeric_bounds;
-pub use parser::{parse, MAX_DEPTH};
+pub use parser::{parse, MAX_DEPTH, MAX_TERMS};
 
 /// A syntax error, with the character offset where it was detected and a message saying what
 /// was found and what was expected there.

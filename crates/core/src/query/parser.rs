@@ -28,6 +28,7 @@ pub fn parse(input: &str) -> Result<Query, QueryError> {
         chars: input.chars().collect(),
         pos: 0,
         depth: 0,
+        terms: 0,
     };
     parser.skip_ws();
     if parser.peek().is_none() {
@@ -88,11 +89,18 @@ struct Parser {
     pos: usize,
     /// Current nesting of groups and negations, bounded by [`MAX_DEPTH`].
     depth: usize,
+    /// Terms so far (each value of a value group counts), bounded by [`MAX_TERMS`].
+    terms: usize,
 }
 
 /// Queries come from HTTP requests; unbounded nesting (`((((...` or `------a`) would overflow
 /// the stack here, in evaluation or in SQLite's parser. Real queries nest a handful of levels.
 pub const MAX_DEPTH: usize = 64;
+
+/// Every term costs the database a condition to plan and test; a query of more terms than this
+/// (each value of a value group counts) is refused rather than left to run for minutes. Real
+/// queries have a handful.
+pub const MAX_TERMS: usize = 1000;
 
 const KEYWORDS: [&str; 3] = ["AND", "OR", "NOT"];
 
@@ -284,10 +292,22 @@ impl Parser {
         Ok(query)
     }
 
+    /// Counts one more term (a value, a phrase, a word), refusing one past [`MAX_TERMS`].
+    fn count_term(&mut self) -> Result<(), QueryError> {
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(self.error(format!(
+                "found more than {MAX_TERMS} terms, the most one query may have"
+            )));
+        }
+        Ok(())
+    }
+
     /// A top-level term: `key:value`, a quoted phrase or a free-text word.
     fn parse_term(&mut self) -> Result<Query, QueryError> {
         let start = self.pos;
         if self.peek() == Some('"') {
+            self.count_term()?;
             let phrase = self.parse_quoted()?;
             self.expect_term_end("the closing '\"'")?;
             return Ok(Query::Term(Term::Text(Pattern::Exact(phrase))));
@@ -306,6 +326,7 @@ impl Parser {
             self.pos = end + 1;
             return self.parse_field_value(&key);
         }
+        self.count_term()?;
         let word = self.parse_word(WordKind::Text, "a term")?;
         Ok(Query::Term(Term::Text(to_pattern(&word))))
     }
@@ -324,6 +345,7 @@ impl Parser {
 
     /// One value of `key`: range, comparison, quoted literal, or word (possibly `*` = exists).
     fn parse_value(&mut self, key: &str) -> Result<Query, QueryError> {
+        self.count_term()?;
         let term = match self.peek() {
             Some('[' | '{') => self.parse_range(key)?,
             Some('>' | '<') => self.parse_comparison(key)?,

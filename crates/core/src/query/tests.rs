@@ -618,6 +618,20 @@ fn nesting_is_bounded() {
 }
 
 #[test]
+fn terms_are_bounded() {
+    let ok = vec!["a:b"; MAX_TERMS].join(" ");
+    assert!(parse(&ok).is_ok());
+    let message = format!("found more than {MAX_TERMS} terms, the most one query may have");
+    // The term past the limit is where the error points.
+    err(&format!("{ok} c"), 4 * MAX_TERMS, &message);
+    // Values of a value group count.
+    let group = format!("k:({})", vec!["v"; MAX_TERMS + 1].join(" OR "));
+    assert_eq!(parse(&group).unwrap_err().message, message);
+    let fine = format!("k:({})", vec!["v"; MAX_TERMS].join(" OR "));
+    assert!(parse(&fine).is_ok());
+}
+
+#[test]
 fn error_display() {
     let e = parse("a AND").unwrap_err();
     assert_eq!(

@@ -61,6 +61,10 @@ pub async fn spawn_store() -> (Arc<dyn Store>, impl Send) {
 }
 
 async fn fresh_store() -> (Arc<dyn Store>, Database) {
+    fresh_store_with(&dora_store::StoreOptions::default()).await
+}
+
+async fn fresh_store_with(options: &dora_store::StoreOptions) -> (Arc<dyn Store>, Database) {
     let backend = BACKEND.try_with(|backend| *backend).expect(
         "spawn_app() runs only inside a conformance test: list the test in its module's conformance!",
     );
@@ -81,7 +85,7 @@ async fn fresh_store() -> (Arc<dyn Store>, Database) {
             )
         }
     };
-    let store = dora_store::open(&url)
+    let store = dora_store::open_with(&url, options)
         .await
         .unwrap_or_else(|e| panic!("open {}: {e}", dora_store::redact_url(&url)));
     (store, database)
@@ -90,7 +94,12 @@ async fn fresh_store() -> (Arc<dyn Store>, Database) {
 /// Starts the server on port 0 over a fresh store of the test's backend: a new SQLite file, or a
 /// new PostgreSQL database (dropped with the app).
 pub async fn spawn_app() -> TestApp {
-    let (store, database) = fresh_store().await;
+    spawn_app_with(&dora_store::StoreOptions::default()).await
+}
+
+/// [`spawn_app`] over a store opened with these options (small timeouts, say).
+pub async fn spawn_app_with(options: &dora_store::StoreOptions) -> TestApp {
+    let (store, database) = fresh_store_with(options).await;
     let admin = token(store.as_ref(), vec![Scope::Admin]).await;
     let read = token(store.as_ref(), vec![Scope::Read]).await;
     let write = token(store.as_ref(), vec![Scope::Write]).await;

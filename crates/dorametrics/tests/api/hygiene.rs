@@ -238,7 +238,61 @@ async fn dates_past_nanoseconds_are_400_on_every_surface() {
     assert_eq!(reply.problem().0, "/data/attributes/finished_at");
 }
 
+/// Many terms cost time in proportion (a deadline set for the test says so: PostgreSQL once
+/// planned 1000 ANDed terms for minutes, SQLite refused them as too deep); one term past the
+/// documented limit is a 400 naming it.
+async fn query_cost_grows_with_the_terms_and_is_bounded() {
+    let app = crate::helpers::spawn_app_with(&dora_store::StoreOptions {
+        statement_timeout: std::time::Duration::from_secs(3),
+        ..dora_store::StoreOptions::default()
+    })
+    .await;
+    let limit = dora_core::query::MAX_TERMS;
+    for (i, tags) in [json!(["a:b"]), json!(["a:c"])].into_iter().enumerate() {
+        let mut d = deployment("svc", "production", i as i64);
+        d["custom_tags"] = tags;
+        app.deploy(d).await;
+    }
+    let all = vec!["a:b"; limit].join(" ");
+    let ids = app.list_ids("deployments", json!({"query": all})).await;
+    assert_eq!(ids.len(), 1);
+    // As many ORed terms as 4 KiB holds.
+    let any = format!("a:({} OR b)", vec!["x"; 800].join(" OR "));
+    assert_eq!(
+        app.list_ids("deployments", json!({"query": any}))
+            .await
+            .len(),
+        1
+    );
+    let metrics = format!(
+        "/api/v1/metrics?tiers=all&from=2025-01-01&to=2025-01-01&query={}",
+        all.replace(' ', "+")
+    );
+    let reply = app.get(&metrics).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["totals"]["deployments"], 1);
+
+    let too_many = vec!["a:b"; limit + 1].join(" ");
+    let reply = app.list("deployments", json!({"query": too_many})).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let (pointer, detail) = reply.problem();
+    assert_eq!(pointer, "/data/attributes/query");
+    assert!(
+        detail.contains(&format!("more than {limit} terms")),
+        "{detail}"
+    );
+    let reply = app
+        .get(&format!(
+            "/api/v1/metrics?query={}",
+            too_many.replace(' ', "+")
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["errors"][0]["source"]["parameter"], "query");
+}
+
 conformance!(
+    query_cost_grows_with_the_terms_and_is_bounded,
     a_nul_anywhere_is_a_400_with_a_pointer,
     broken_bodies_are_400_and_early_refusals_close,
     queries_and_fragments_leave_repository_urls,

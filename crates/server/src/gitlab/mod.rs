@@ -41,6 +41,8 @@ pub fn routes() -> Router<AppState> {
 pub struct GitlabError {
     status: StatusCode,
     body: Value,
+    /// A store failure, answered as [`crate::error::store_failure`] says.
+    store: Option<dora_store::StoreError>,
 }
 
 impl GitlabError {
@@ -49,6 +51,7 @@ impl GitlabError {
         Self {
             status,
             body: json!({ "error": text.into() }),
+            store: None,
         }
     }
 
@@ -57,6 +60,7 @@ impl GitlabError {
         Self {
             status,
             body: json!({ "message": text.into() }),
+            store: None,
         }
     }
 
@@ -83,10 +87,10 @@ impl From<ApiError> for GitlabError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "413 Request Entity Too Large",
             ),
-            ApiError::Store(error) => {
-                tracing::error!(%error, "store failure");
-                Self::message(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable")
-            }
+            ApiError::Store(error) => Self {
+                store: Some(error),
+                ..Self::message(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable")
+            },
         }
     }
 }
@@ -99,7 +103,13 @@ impl From<dora_store::StoreError> for GitlabError {
 
 impl IntoResponse for GitlabError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        match self.store {
+            Some(error) => crate::error::store_failure(&error, |message| {
+                Json(json!({ "message": format!("503 Service Unavailable - {message}") }))
+                    .into_response()
+            }),
+            None => (self.status, Json(self.body)).into_response(),
+        }
     }
 }
 

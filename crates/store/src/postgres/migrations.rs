@@ -5,6 +5,9 @@ use deadpool_postgres::Object;
 
 use crate::{StoreError, StoreResult};
 
+/// The newest schema version this build knows.
+pub const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
 /// (version, name, SQL). Append only: a released migration never changes.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (

@@ -24,7 +24,8 @@ use crate::rows::{encode_nanos, json_list_text, to_json_list, Columns};
 use crate::sql::{self, for_postgres, EventTable};
 use crate::tallies;
 use crate::{
-    DirtyStream, FactQuery, Store, StoreError, StoreResult, StreamKey, TallyQuery, TokenRecord,
+    DirtyStream, FactQuery, Outage, Store, StoreError, StoreOptions, StoreResult, StreamKey,
+    TallyQuery, TokenRecord,
 };
 
 /// An arbitrary constant naming the lock that makes the first admin token unique.
@@ -38,22 +39,96 @@ const POOL_SIZE: usize = 16;
 
 pub struct PostgresStore {
     pool: Pool,
+    health: crate::WriteHealth,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(error: tokio_postgres::Error) -> Self {
         // The Display of a server error is only "db error"; the detail is in its source.
-        match error.as_db_error() {
-            Some(db) => Self::Database(format!("{}: {}", db.code().code(), db.message())),
-            None => Self::Database(error.to_string()),
+        let Some(db) = error.as_db_error() else {
+            // No answer from the server: the connection failed or broke.
+            return Self::unavailable(Outage::Unreachable, error_chain(&error));
+        };
+        let detail = format!("{}: {}", db.code().code(), db.message());
+        let kind = outage_of(db.code().code());
+        match kind {
+            Some(kind) => Self::unavailable(kind, detail),
+            None => Self::Database(detail),
         }
     }
 }
 
+/// The outage a PostgreSQL error code (SQLSTATE) reports, if it is one.
+fn outage_of(code: &str) -> Option<Outage> {
+    match code {
+        "53100" => Some(Outage::DiskFull),
+        "28P01" | "28000" => Some(Outage::AuthenticationRefused),
+        "3D000" => Some(Outage::NoDatabase),
+        "55P03" => Some(Outage::LockWait),
+        // query_canceled: the statement timeout (or a cancel for a client gone away).
+        "57014" => Some(Outage::StatementTimeout),
+        // undefined_table: the schema is gone.
+        "42P01" => Some(Outage::SchemaMissing),
+        "53300" | "57P01" | "57P02" | "57P03" => Some(Outage::Unreachable),
+        _ if code.starts_with("08") => Some(Outage::Unreachable),
+        _ => None,
+    }
+}
+
+/// An error and its causes, `: `-separated (tokio-postgres says only "error connecting to
+/// server" at the top).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
+}
+
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(error: deadpool_postgres::PoolError) -> Self {
-        Self::Database(format!("cannot get a database connection: {error}"))
+        use deadpool_postgres::PoolError;
+        match error {
+            PoolError::Backend(error) => error.into(),
+            PoolError::Timeout(_) => Self::unavailable(
+                Outage::PoolExhausted,
+                "no connection of the pool became free within the pool-wait timeout",
+            ),
+            other => Self::unavailable(Outage::Unreachable, error_chain(&other)),
+        }
     }
+}
+
+/// Creates the database a URL names on its server, unless it exists; `true` when it was created.
+/// Connects to the server's `postgres` database to do so, as the URL's user.
+pub async fn create_database(url: &str) -> StoreResult<bool> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?;
+    let name = config
+        .get_dbname()
+        .or(config.get_user())
+        .ok_or_else(|| StoreError::Database("the URL names no database".into()))?
+        .to_string();
+    config.dbname("postgres");
+    let (client, connection) = config.connect(NoTls).await?;
+    let connection = tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        client
+            .batch_execute(&format!("CREATE DATABASE {quoted}"))
+            .await?;
+    }
+    drop(client);
+    let _ = connection.await;
+    Ok(!exists)
 }
 
 impl Columns for Row {
@@ -75,11 +150,25 @@ impl Columns for Row {
 }
 
 impl PostgresStore {
-    /// Connects (checking the database answers) and, when `migrate`, brings the schema up to date.
-    pub async fn open(url: &str, migrate: bool) -> StoreResult<Self> {
-        let config: tokio_postgres::Config = url
+    /// Connects (checking the database answers) and, when `migrate`, brings the schema up to
+    /// date. Every connection runs with the statement and lock timeouts of `options`.
+    pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Self> {
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?;
+        let limits = format!(
+            "-c statement_timeout={} -c lock_timeout={}",
+            options.statement_timeout.as_millis().max(1),
+            options.lock_timeout.as_millis().max(1)
+        );
+        let combined = match config.get_options() {
+            Some(given) if !given.trim().is_empty() => format!("{given} {limits}"),
+            _ => limits,
+        };
+        config.options(&combined);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.pool_wait);
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -89,12 +178,25 @@ impl PostgresStore {
         );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .wait_timeout(Some(options.pool_wait))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Database(e.to_string()))?;
         let mut client = pool.get().await?;
-        migrations::check_or_run(&mut client, migrate).await?;
+        migrations::check_or_run(&mut client, options.migrate).await?;
         drop(client);
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            health: crate::WriteHealth::default(),
+        })
+    }
+
+    /// A pooled connection, and a guard that cancels its running statement if the caller goes
+    /// away (its request future dropped) before [`CancelGuard::done`].
+    async fn connection(&self) -> StoreResult<(deadpool_postgres::Object, CancelGuard)> {
+        let client = self.pool.get().await?;
+        let guard = CancelGuard(Some(client.cancel_token()));
+        Ok((client, guard))
     }
 
     /// Runs one write in its own transaction.
@@ -102,17 +204,49 @@ impl PostgresStore {
         &self,
         op: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let result = op(&tx).await?;
-        tx.commit().await?;
-        Ok(result)
+        let result = async {
+            let (mut client, guard) = self.connection().await?;
+            let tx = client.transaction().await?;
+            let result = op(&tx).await?;
+            tx.commit().await?;
+            guard.done();
+            Ok(result)
+        }
+        .await;
+        self.health.record(&result);
+        result
     }
 
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
-        let client = self.pool.get().await?;
+        let (client, guard) = self.connection().await?;
         let statement = client.prepare_cached(&for_postgres(sql)).await?;
-        Ok(client.query(&statement, params).await?)
+        let rows = client.query(&statement, params).await?;
+        guard.done();
+        Ok(rows)
+    }
+}
+
+/// Cancels the statement of a connection when dropped before [`CancelGuard::done`]: a request
+/// whose client went away stops using the database.
+struct CancelGuard(Option<tokio_postgres::CancelToken>);
+
+impl CancelGuard {
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        let (Some(token), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(error) = token.cancel_query(NoTls).await {
+                tracing::warn!(%error, "cannot cancel the statement of a request gone away");
+            }
+        });
     }
 }
 
@@ -197,14 +331,11 @@ impl PostgresStore {
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect();
-        let client = self.pool.get().await?;
+        let (client, guard) = self.connection().await?;
         let statement = client.prepare(sql).await?;
-        client
-            .query(&statement, &refs)
-            .await?
-            .iter()
-            .map(map)
-            .collect()
+        let rows = client.query(&statement, &refs).await?;
+        guard.done();
+        rows.iter().map(map).collect()
     }
 }
 
@@ -713,7 +844,14 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.query("SELECT 1", &[]).await.map(drop)
+        let rows = self.query(sql::SCHEMA_VERSION, &[]).await?;
+        let version: Option<i64> = rows
+            .first()
+            .map(|row| row.try_get(0))
+            .transpose()?
+            .flatten();
+        crate::check_schema(version, migrations::LATEST)?;
+        self.health.check()
     }
 }
 
@@ -800,4 +938,27 @@ async fn put_deployment(tx: &impl GenericClient, d: &Deployment) -> StoreResult<
     )
     .await?;
     put_attrs(tx, &sql::DEPLOYMENTS, pk, &deployment_attributes(d)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_name_their_outage() {
+        for (code, outage) in [
+            ("53100", Some(Outage::DiskFull)),
+            ("28P01", Some(Outage::AuthenticationRefused)),
+            ("28000", Some(Outage::AuthenticationRefused)),
+            ("3D000", Some(Outage::NoDatabase)),
+            ("55P03", Some(Outage::LockWait)),
+            ("57014", Some(Outage::StatementTimeout)),
+            ("42P01", Some(Outage::SchemaMissing)),
+            ("08006", Some(Outage::Unreachable)),
+            ("57P01", Some(Outage::Unreachable)),
+            ("23505", None),
+        ] {
+            assert_eq!(outage_of(code), outage, "{code}");
+        }
+    }
 }

@@ -4,6 +4,9 @@ use rusqlite::Connection;
 
 use crate::{StoreError, StoreResult};
 
+/// The newest schema version this build knows.
+pub const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
 /// (version, name, SQL). Append only: a released migration never changes.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (

@@ -7,7 +7,9 @@ mod rows;
 mod writer;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dora_core::metrics::DeploymentFact;
@@ -25,15 +27,14 @@ use crate::rows::Columns;
 use crate::sql;
 use crate::tallies;
 use crate::{
-    DirtyStream, FactQuery, Store, StoreError, StoreResult, StreamKey, TallyQuery, TokenRecord,
+    DirtyStream, FactQuery, Outage, Store, StoreError, StoreOptions, StoreResult, StreamKey,
+    TallyQuery, TokenRecord,
 };
 use rows::query_all;
 use writer::{WriteJob, WriteOp};
 
 /// How many queued writes may wait for the writer before request handlers wait to enqueue.
 const WRITE_QUEUE: usize = 8192;
-/// How long a connection waits on a lock held by another process (e.g. `token create`).
-const BUSY_TIMEOUT_MS: u32 = 10_000;
 /// Page cache of the writer connection, and of each reader (KiB).
 const WRITER_CACHE_KIB: i64 = 256 * 1024;
 const READER_CACHE_KIB: i64 = 32 * 1024;
@@ -46,32 +47,41 @@ const IDLE_READERS: usize = 8;
 pub struct SqliteStore {
     writes: mpsc::Sender<WriteJob>,
     readers: Arc<ReadPool>,
+    health: Arc<crate::WriteHealth>,
+    file: Arc<FileIdentity>,
 }
 
 impl SqliteStore {
     /// Opens the database file, creating and migrating it if needed, and starts the writer.
-    pub async fn open(path: String, migrate: bool) -> StoreResult<Self> {
+    pub async fn open(path: String, options: &StoreOptions) -> StoreResult<Self> {
         let path = PathBuf::from(path);
         let writer_path = path.clone();
+        let (migrate, busy) = (options.migrate, options.lock_timeout);
         let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
             let mut conn = Connection::open(&writer_path)?;
-            configure(&conn)?;
+            configure(&conn, busy)?;
             migrations::check_or_run(&mut conn, migrate)?;
             Ok(conn)
         })
         .await
         .map_err(|e| StoreError::Database(e.to_string()))??;
+        let file = Arc::new(FileIdentity::of(&path)?);
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        let writer_file = Arc::clone(&file);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, queue))
+            .spawn(move || writer::run(conn, queue, &writer_file))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             writes,
             readers: Arc::new(ReadPool {
                 path,
                 idle: Mutex::new(Vec::new()),
+                busy,
+                statement_timeout: options.statement_timeout,
             }),
+            health: Arc::default(),
+            file,
         })
     }
 
@@ -81,24 +91,81 @@ impl SqliteStore {
             .send(WriteJob { op, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        let result = answer.await.map_err(|_| StoreError::Closed)?;
+        self.health.record(&result);
+        result
     }
 
+    /// Runs `f` on a read connection, interrupted past the statement timeout or as soon as the
+    /// caller goes away (this future dropped).
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let pool = Arc::clone(&self.readers);
-        tokio::task::spawn_blocking(move || pool.with(f))
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _abandon_on_drop = AbandonOnDrop(Arc::clone(&abandoned));
+        tokio::task::spawn_blocking(move || pool.with(&abandoned, f))
             .await
             .map_err(|e| StoreError::Database(e.to_string()))?
     }
 }
 
+/// Sets its flag when dropped: the read it guards is no longer awaited.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Which file the store opened, so that a file deleted or replaced under the server is noticed
+/// before a write is acknowledged into it (it would be gone at the next start).
+pub(crate) struct FileIdentity {
+    path: PathBuf,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl FileIdentity {
+    fn of(path: &std::path::Path) -> StoreResult<Self> {
+        let metadata = std::fs::metadata(path).map_err(|e| {
+            StoreError::unavailable(Outage::Unreachable, format!("{}: {e}", path.display()))
+        })?;
+        #[cfg(not(unix))]
+        let _ = metadata;
+        Ok(Self {
+            path: path.to_path_buf(),
+            #[cfg(unix)]
+            inode: {
+                use std::os::unix::fs::MetadataExt;
+                (metadata.dev(), metadata.ino())
+            },
+        })
+    }
+
+    /// Still the file that was opened, under the same path.
+    pub(crate) fn check(&self) -> StoreResult<()> {
+        let replaced = |why: String| {
+            Err(StoreError::unavailable(
+                Outage::FileReplaced,
+                format!("{}: {why}", self.path.display()),
+            ))
+        };
+        match Self::of(&self.path) {
+            Err(_) => replaced("the file is gone".into()),
+            #[cfg(unix)]
+            Ok(now) if now.inode != self.inode => replaced("another file has its name".into()),
+            Ok(_) => Ok(()),
+        }
+    }
+}
+
 /// Settings every connection needs: WAL, fsync on every commit, patience with other writers.
-fn configure(conn: &Connection) -> StoreResult<()> {
-    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS.into()))?;
+fn configure(conn: &Connection, busy: Duration) -> StoreResult<()> {
+    conn.busy_timeout(busy)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     // Every write touches several indexes at random places (ids, attributes): a page cache
@@ -108,13 +175,25 @@ fn configure(conn: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
+/// How often (in virtual machine steps) a running read checks its deadline.
+const PROGRESS_STEPS: i32 = 10_000;
+
 struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// How long a read waits on a lock (another process migrating, say).
+    busy: Duration,
+    statement_timeout: Duration,
 }
 
 impl ReadPool {
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    /// Runs `f` on an idle or new read connection; SQLite interrupts it (an error) once it runs
+    /// past the statement timeout or `abandoned` is set.
+    fn with<T>(
+        &self,
+        abandoned: &Arc<AtomicBool>,
+        f: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
         let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match reused {
             Some(conn) => conn,
@@ -123,13 +202,20 @@ impl ReadPool {
                     &self.path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
-                conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS.into()))?;
+                conn.busy_timeout(self.busy)?;
                 conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
                 conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
                 conn
             }
         };
+        let deadline = Instant::now() + self.statement_timeout;
+        let abandoned = Arc::clone(abandoned);
+        conn.progress_handler(
+            PROGRESS_STEPS,
+            Some(move || abandoned.load(Ordering::Relaxed) || Instant::now() >= deadline),
+        );
         let result = f(&conn);
+        conn.progress_handler(PROGRESS_STEPS, None::<fn() -> bool>);
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < IDLE_READERS {
                 idle.push(conn);
@@ -472,11 +558,21 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))?;
-            Ok(())
-        })
-        .await
+        self.file.check()?;
+        let version = self
+            .read(|conn| {
+                let version: Option<i64> =
+                    conn.query_row(sql::SCHEMA_VERSION, [], |row| row.get(0))?;
+                Ok(version)
+            })
+            .await
+            .or_else(|error| match error {
+                // No table at all: no schema.
+                StoreError::Database(detail) if detail.contains("no such table") => Ok(None),
+                other => Err(other),
+            })?;
+        crate::check_schema(version, migrations::LATEST)?;
+        self.health.check()
     }
 }
 
@@ -485,6 +581,122 @@ mod tests {
     use dora_core::model::Sort;
 
     use super::*;
+
+    /// Never ends on its own.
+    const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+        SELECT count(*) FROM c";
+
+    async fn store_in(dir: &tempfile::TempDir, options: &StoreOptions) -> SqliteStore {
+        let path = dir.path().join("outage.db").display().to_string();
+        SqliteStore::open(path, options).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_read_past_its_deadline_is_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            statement_timeout: Duration::from_millis(50),
+            ..StoreOptions::default()
+        };
+        let store = store_in(&dir, &options).await;
+        let error = store
+            .read(|conn| Ok(conn.query_row(ENDLESS, [], |row| row.get::<_, i64>(0))?))
+            .await
+            .unwrap_err();
+        assert_eq!(error.outage(), Some(Outage::StatementTimeout), "{error}");
+        // The connection serves the next read.
+        assert!(store.ping().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_read_whose_caller_went_away_is_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(store_in(&dir, &StoreOptions::default()).await);
+        let (started, running) = std::sync::mpsc::channel();
+        let (ended, finished) = std::sync::mpsc::channel();
+        // Poll the read until it runs, then drop it (as a request whose client left).
+        let read = tokio::spawn(async move {
+            store
+                .read(move |conn| {
+                    let _ = started.send(());
+                    let result = conn.query_row(ENDLESS, [], |row| row.get::<_, i64>(0));
+                    let _ = ended.send(result.map_err(StoreError::from).map_err(|e| e.outage()));
+                    Ok(())
+                })
+                .await
+        });
+        tokio::task::spawn_blocking(move || running.recv().unwrap())
+            .await
+            .unwrap();
+        read.abort();
+        let outcome = tokio::task::spawn_blocking(move || finished.recv().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(outcome, Err(Some(Outage::StatementTimeout)));
+    }
+
+    #[tokio::test]
+    async fn a_file_deleted_under_the_store_refuses_writes_and_readiness() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir, &StoreOptions::default()).await;
+        store.set_env_tier("a", Some(Tier::Staging)).await.unwrap();
+        assert!(store.ping().await.is_ok());
+        let path = dir.path().join("outage.db");
+        std::fs::remove_file(&path).unwrap();
+        let error = store
+            .set_env_tier("b", Some(Tier::Staging))
+            .await
+            .unwrap_err();
+        assert_eq!(error.outage(), Some(Outage::FileReplaced), "{error}");
+        assert_eq!(
+            store.ping().await.unwrap_err().outage(),
+            Some(Outage::FileReplaced)
+        );
+        // Another file under the name is not the one opened either.
+        std::fs::write(&path, b"").unwrap();
+        let error = store
+            .set_env_tier("b", Some(Tier::Staging))
+            .await
+            .unwrap_err();
+        assert_eq!(error.outage(), Some(Outage::FileReplaced), "{error}");
+    }
+
+    #[test]
+    fn a_full_database_is_a_disk_full_outage() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB); PRAGMA max_page_count = 2;")
+            .unwrap();
+        let error = conn
+            .execute("INSERT INTO t VALUES (zeroblob(100000))", [])
+            .map_err(StoreError::from)
+            .unwrap_err();
+        assert_eq!(error.outage(), Some(Outage::DiskFull), "{error}");
+        // Readiness reports it until a write succeeds again.
+        let health = crate::WriteHealth::default();
+        health.record::<()>(&Err(error));
+        assert_eq!(health.check().unwrap_err().outage(), Some(Outage::DiskFull));
+        health.record(&Ok(()));
+        assert!(health.check().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_missing_schema_is_not_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir, &StoreOptions::default()).await;
+        let path = dir.path().join("outage.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DELETE FROM schema_migrations WHERE version > 1")
+            .unwrap();
+        assert_eq!(
+            store.ping().await.unwrap_err().outage(),
+            Some(Outage::SchemaMissing)
+        );
+        conn.execute_batch("DROP TABLE schema_migrations").unwrap();
+        assert_eq!(
+            store.ping().await.unwrap_err().outage(),
+            Some(Outage::SchemaMissing)
+        );
+    }
 
     fn plan(conn: &Connection, query: &str) -> String {
         let query = ListQuery {

@@ -17,6 +17,7 @@ use super::rows::query_all;
 use crate::rows::Columns;
 use crate::tallies;
 
+use super::FileIdentity;
 use crate::rows::{encode_nanos, json_list_text, to_json_list};
 use crate::sql::{self, EventTable};
 use crate::{DirtyStream, StoreError, StoreResult, StreamKey, TokenRecord};
@@ -59,7 +60,7 @@ pub struct WriteJob {
     pub reply: oneshot::Sender<StoreResult<u64>>,
 }
 
-pub fn run(mut conn: Connection, mut queue: mpsc::Receiver<WriteJob>) {
+pub fn run(mut conn: Connection, mut queue: mpsc::Receiver<WriteJob>, file: &FileIdentity) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -69,12 +70,23 @@ pub fn run(mut conn: Connection, mut queue: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
-        let results = commit(&mut conn, &batch);
+        // A file deleted or replaced under the server would take every write with it.
+        let results = match file.check() {
+            Ok(()) => commit(&mut conn, &batch),
+            Err(error) => {
+                tracing::error!(%error, "the database file is not the one opened; refusing writes");
+                batch.iter().map(|_| Err(replaced(&error))).collect()
+            }
+        };
         for (job, result) in batch.drain(..).zip(results) {
             // The requester may have gone away; its write is committed all the same.
             let _ = job.reply.send(result);
         }
     }
+}
+
+fn replaced(error: &StoreError) -> StoreError {
+    StoreError::unavailable(crate::Outage::FileReplaced, error.to_string())
 }
 
 /// Commits a batch in one transaction, answering each write. Writes seldom fail (requests
