@@ -48,8 +48,14 @@ pub struct Server {
 
 impl Server {
     pub fn start(database: &str) -> Server {
+        Self::start_with(database, &[])
+    }
+
+    /// `serve` with these extra arguments (timeouts, say).
+    pub fn start_with(database: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+            .args(extra)
             .env("DORA_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

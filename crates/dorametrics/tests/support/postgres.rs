@@ -71,6 +71,23 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// A name for a database not created yet (for tests that create it), dropped all the same.
+    pub fn absent(server: &str) -> TestDatabase {
+        let name = format!("{NAME_PREFIX}{:016x}", rand::random::<u64>());
+        TestDatabase {
+            url: with_database(server, &name),
+            name,
+            server: server.to_string(),
+        }
+    }
+
+    /// A client of this database, for a test to act on it behind the server's back.
+    pub async fn client(&self) -> Client {
+        connect(&self.url).await
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // Drop is synchronous and may run inside a runtime (or while unwinding from a failed
