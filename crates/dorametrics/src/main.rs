@@ -83,6 +83,48 @@ struct ServeArgs {
     /// Longest a request waits for a free PostgreSQL connection (503).
     #[arg(long, env = "DORA_POOL_WAIT", default_value = "5s", value_parser = humantime::parse_duration)]
     pool_wait: std::time::Duration,
+    /// Connections served at once; past it new ones wait. Default: the file-descriptor limit
+    /// (raised to its hard limit at start) less 128, at most 16384.
+    #[arg(long, env = "DORA_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// A request's head must arrive within this; an idle keep-alive connection is closed after
+    /// it too.
+    #[arg(long, env = "DORA_HEADER_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    header_timeout: std::time::Duration,
+    /// A request's body must arrive within this, once its head has (408).
+    #[arg(long, env = "DORA_BODY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    body_timeout: std::time::Duration,
+}
+
+/// Descriptors kept for everything but client connections: the database, its WAL, pooled
+/// PostgreSQL connections, logs.
+const RESERVED_DESCRIPTORS: u64 = 128;
+
+/// The connection cap: as given, else what the file-descriptor limit (raised to its hard limit
+/// where allowed) leaves. A cap at or above the limit is lowered to fit under it.
+fn connection_cap(given: Option<usize>) -> usize {
+    let descriptors = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read or raise the file-descriptor limit");
+            1024
+        }
+    };
+    let fits = usize::try_from(descriptors.saturating_sub(RESERVED_DESCRIPTORS).max(16))
+        .unwrap_or(usize::MAX);
+    match given {
+        Some(cap) if cap <= fits => cap,
+        Some(cap) => {
+            tracing::warn!(
+                requested = cap,
+                descriptors,
+                cap = fits,
+                "--max-connections is above the file-descriptor limit; lowered"
+            );
+            fits
+        }
+        None => fits.min(16_384),
+    }
 }
 
 #[tokio::main]
@@ -177,12 +219,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
             token = first.token
         );
     }
+    let max_connections = connection_cap(args.max_connections);
     tracing::info!(
         %address,
         database = %redact_url(&args.db.database),
+        max_connections,
         "dorametrics listening"
     );
     let mut state = dora_server::AppState::new(store);
+    state.limits = dora_server::connections::Limits {
+        max_connections,
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+    };
     state.failure_window =
         i64::try_from(args.failure_window.as_nanos()).context("--failure-window is too long")?;
     dora_server::serve_with(listener, state, shutdown_signal()).await?;

@@ -9,6 +9,10 @@ use crate::error::{ApiError, Problem};
 /// Larger bodies are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// How long a request's body may take to arrive; set on each request by the guard.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
 /// A JSON request document.
 pub struct JsonBody(pub Value);
 
@@ -16,8 +20,14 @@ pub struct JsonBody(pub Value);
 /// malformed chunked encoding, a connection cut short). Endpoints that take bulk data (commits)
 /// pass a larger limit than [`MAX_BODY_BYTES`].
 pub async fn read_limited(request: Request, limit: usize) -> Result<Bytes, ApiError> {
-    let bytes = axum::body::to_bytes(request.into_body(), limit)
+    let deadline = request
+        .extensions()
+        .get::<BodyTimeout>()
+        .map_or(crate::connections::Limits::default().body_timeout, |t| t.0);
+    let read = axum::body::to_bytes(request.into_body(), limit);
+    let bytes = tokio::time::timeout(deadline, read)
         .await
+        .map_err(|_| ApiError::BodyTimeout(deadline))?
         .map_err(|error| {
             if is_too_large(&error) {
                 ApiError::PayloadTooLarge(limit)

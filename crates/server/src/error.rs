@@ -45,6 +45,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error(transparent)]
     Store(#[from] dora_store::StoreError),
 }
@@ -130,6 +132,10 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => plain(StatusCode::UNAUTHORIZED, "Unauthorized"),
             ApiError::Forbidden => plain(StatusCode::FORBIDDEN, "Forbidden"),
             ApiError::NotFound(what) => plain(StatusCode::NOT_FOUND, &what),
+            ApiError::BodyTimeout(deadline) => plain(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!("The request body did not arrive within {deadline:?}"),
+            ),
             ApiError::PayloadTooLarge(limit) => plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("Request body is larger than the limit of {limit} bytes"),

@@ -1,19 +1,24 @@
 //! What every request and answer goes through, whatever its surface: bytes no store keeps
 //! (a NUL in the path or query) refused before routing, and the headers every answer needs.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 
 use crate::auth::form_pairs;
+use crate::body::BodyTimeout;
 use crate::error::{ApiError, Problem};
+use crate::AppState;
 
 /// Refuses a NUL (`%00`) in the path or in a query parameter with a 400 naming where it is,
 /// in the shape of the surface addressed; then adds the headers of [`finish`].
-pub async fn guard(request: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let has_body = has_body(&request);
+    request
+        .extensions_mut()
+        .insert(BodyTimeout(state.limits.body_timeout));
     let mut response = match nul_in_uri(&request) {
         Some(problem) => refuse(request.uri().path(), problem),
         None => next.run(request).await,
@@ -60,8 +65,8 @@ fn has_body(request: &Request) -> bool {
             .is_some_and(|length| length > 0)
 }
 
-/// 401 and 403 say how to authenticate (RFC 6750), whichever surface's body they carry. A 401 or
-/// 413 given before the body was read ends the connection (its unread body cannot be told from
+/// 401 and 403 say how to authenticate (RFC 6750), whichever surface's body they carry. A 401,
+/// 408 or 413 given before the body was read ends the connection (its unread body cannot be told from
 /// the next request), and says so.
 fn finish(response: &mut Response, has_body: bool) {
     let status = response.status();
@@ -77,12 +82,11 @@ fn finish(response: &mut Response, has_body: bool) {
             HeaderValue::from_static(challenge),
         );
     }
-    if has_body
-        && matches!(
-            status,
-            StatusCode::UNAUTHORIZED | StatusCode::PAYLOAD_TOO_LARGE
-        )
-    {
+    let unread_body = matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    );
+    if has_body && unread_body {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
 }

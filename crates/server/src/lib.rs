@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod body;
+pub mod connections;
 mod datadog;
 pub mod derivation;
 pub mod error;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Failures starting this long after a deployment are blamed on it (rule (d)).
     pub failure_window: dora_core::time::Nanos,
+    /// What one client may hold of the server.
+    pub limits: connections::Limits,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
         Self {
             store,
             failure_window: dora_core::derive::DEFAULT_FAILURE_WINDOW,
+            limits: connections::Limits::default(),
         }
     }
 }
@@ -61,7 +65,7 @@ pub fn router(state: AppState) -> Router {
                 error::json_api(serde_json::json!({ "errors": ["Method Not Allowed"] })),
             )
         })
-        .layer(middleware::from_fn(guard::guard))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -137,9 +141,8 @@ pub async fn serve_with(
         .await
         .map_err(std::io::Error::other)?;
     let refresher = tokio::spawn(keep_facts_fresh(state.clone()));
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = state.limits;
+    let served = connections::serve(listener, router(state), limits, shutdown).await;
     refresher.abort();
     served
 }

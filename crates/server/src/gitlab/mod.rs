@@ -83,6 +83,9 @@ impl From<ApiError> for GitlabError {
             ApiError::Unauthorized => Self::message(StatusCode::UNAUTHORIZED, "401 Unauthorized"),
             ApiError::Forbidden => Self::message(StatusCode::FORBIDDEN, "403 Forbidden"),
             ApiError::NotFound(_) => Self::message(StatusCode::NOT_FOUND, "404 Not Found"),
+            ApiError::BodyTimeout(_) => {
+                Self::message(StatusCode::REQUEST_TIMEOUT, "408 Request Timeout")
+            }
             ApiError::PayloadTooLarge(_) => Self::message(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "413 Request Entity Too Large",
