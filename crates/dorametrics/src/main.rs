@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dora_core::model::Scope;
 use dora_server::auth::issue_token;
+use dora_server::ratelimit::{RateLimit, RateLimits};
 use dora_store::{redact_url, Store};
 use tokio::net::TcpListener;
 
@@ -94,6 +95,23 @@ struct ServeArgs {
     /// A request's body must arrive within this, once its head has (408).
     #[arg(long, env = "DORA_BODY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     body_timeout: std::time::Duration,
+    /// Requests per token, as COUNT/PERIOD (a burst of COUNT, then spread evenly), or off (429
+    /// past it).
+    #[arg(long, env = "DORA_RATE_LIMIT_PER_TOKEN", default_value = "30000/1m", value_parser = rate_limit)]
+    rate_limit_per_token: Limit,
+    /// Requests with refused credentials per client address, as COUNT/PERIOD, or off (429 past
+    /// it).
+    #[arg(long, env = "DORA_RATE_LIMIT_FAILED_AUTH", default_value = "30/1m", value_parser = rate_limit)]
+    rate_limit_failed_auth: Limit,
+}
+
+/// A rate limit as given, `off` being `None` (a wrapper: clap reads a bare `Option` as "may be
+/// left out").
+#[derive(Clone, Copy)]
+struct Limit(Option<RateLimit>);
+
+fn rate_limit(text: &str) -> Result<Limit, String> {
+    RateLimit::parse(text).map(Limit)
 }
 
 /// Descriptors kept for everything but client connections: the database, its WAL, pooled
@@ -226,7 +244,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_connections,
         "dorametrics listening"
     );
-    let mut state = dora_server::AppState::new(store);
+    let mut state = dora_server::AppState::new(store).with_rate_limits(RateLimits {
+        per_token: args.rate_limit_per_token.0,
+        failed_auth: args.rate_limit_failed_auth.0,
+    });
     state.limits = dora_server::connections::Limits {
         max_connections,
         header_timeout: args.header_timeout,

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::ratelimit::Peer;
 use crate::AppState;
 
 const TOKEN_PREFIX: &str = "dora_";
@@ -315,6 +316,10 @@ impl FromRequestParts<AppState> for Caller {
         for (credential, token) in &credentials {
             if let Some(record) = valid_token(state, token).await? {
                 note(format!("{} token {}", credential.as_str(), record.id));
+                state
+                    .limiters
+                    .token(&record.id)
+                    .map_err(ApiError::RateLimited)?;
                 touch(state, &record);
                 return Ok(Caller {
                     token_id: record.id,
@@ -330,6 +335,13 @@ impl FromRequestParts<AppState> for Caller {
         } else {
             format!("no valid token in {}", tried.join(", "))
         });
+        // Only refused credentials count (each cost a look-up); a request without any does not.
+        if let (false, Some(Peer(peer))) = (tried.is_empty(), parts.extensions.get::<Peer>()) {
+            state
+                .limiters
+                .failed_auth(*peer)
+                .map_err(ApiError::RateLimited)?;
+        }
         Err(ApiError::Unauthorized)
     }
 }

@@ -47,6 +47,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("the request body did not arrive within {0:?}")]
     BodyTimeout(std::time::Duration),
+    #[error("rate limit {} reached", .0.name)]
+    RateLimited(crate::ratelimit::Throttled),
     #[error(transparent)]
     Store(#[from] dora_store::StoreError),
 }
@@ -101,6 +103,31 @@ pub fn store_failure(
     response
 }
 
+/// A 429 with `body`, and the limit in headers: `X-RateLimit-Limit` requests per
+/// `X-RateLimit-Period` seconds, none `X-RateLimit-Remaining`, `X-RateLimit-Reset` and
+/// `Retry-After` seconds until the next is allowed, `X-RateLimit-Name`.
+pub fn throttled(throttled: &crate::ratelimit::Throttled, body: Response) -> Response {
+    let mut response = body;
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let wait =
+        throttled.retry_after.as_secs() + u64::from(throttled.retry_after.subsec_nanos() > 0);
+    let headers = response.headers_mut();
+    let number = |n: u64| HeaderValue::from(n);
+    headers.insert(
+        "x-ratelimit-limit",
+        number(u64::from(throttled.limit.count.get())),
+    );
+    headers.insert(
+        "x-ratelimit-period",
+        number(throttled.limit.period.as_secs().max(1)),
+    );
+    headers.insert("x-ratelimit-remaining", number(0));
+    headers.insert("x-ratelimit-reset", number(wait));
+    headers.insert("x-ratelimit-name", HeaderValue::from_static(throttled.name));
+    headers.insert(header::RETRY_AFTER, number(wait));
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
@@ -139,6 +166,16 @@ impl IntoResponse for ApiError {
             ApiError::PayloadTooLarge(limit) => plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("Request body is larger than the limit of {limit} bytes"),
+            ),
+            ApiError::RateLimited(limit) => throttled(
+                &limit,
+                plain(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!(
+                        "Too many requests: the {} limit of {} per {:?} is used up",
+                        limit.name, limit.limit.count, limit.limit.period
+                    ),
+                ),
             ),
             ApiError::Store(error) => {
                 store_failure(&error, |message| json_api(json!({ "errors": [message] })))

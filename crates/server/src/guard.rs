@@ -76,6 +76,12 @@ fn finish(response: &mut Response, has_body: bool) {
         _ => None,
     };
     let headers = response.headers_mut();
+    // Answers are data for programs, never to be sniffed into something else or cached.
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(challenge) = challenge {
         headers.insert(
             header::WWW_AUTHENTICATE,

@@ -11,6 +11,7 @@ pub mod error;
 mod gitlab;
 mod guard;
 mod native;
+pub mod ratelimit;
 pub mod report;
 
 use std::future::Future;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub failure_window: dora_core::time::Nanos,
     /// What one client may hold of the server.
     pub limits: connections::Limits,
+    /// Requests per token and refused authentications per address ([`AppState::with_rate_limits`]).
+    pub limiters: Arc<ratelimit::Limiters>,
 }
 
 impl AppState {
@@ -46,7 +49,14 @@ impl AppState {
             store,
             failure_window: dora_core::derive::DEFAULT_FAILURE_WINDOW,
             limits: connections::Limits::default(),
+            limiters: Arc::new(ratelimit::Limiters::new(ratelimit::RateLimits::default())),
         }
+    }
+
+    /// The same state with these rate limits (and fresh limiters for them).
+    pub fn with_rate_limits(mut self, limits: ratelimit::RateLimits) -> Self {
+        self.limiters = Arc::new(ratelimit::Limiters::new(limits));
+        self
     }
 }
 

@@ -4,7 +4,9 @@ use dora_store::TokenRecord;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{deployment, spawn_app};
+use dora_server::ratelimit::{RateLimit, RateLimits};
+
+use crate::helpers::{deployment, spawn_app, spawn_app_configured};
 
 fn create_body() -> Value {
     json!({ "data": { "attributes": deployment("svc", "prod", 1) } })
@@ -477,7 +479,151 @@ async fn an_expired_token_is_refused() {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }
 
+fn limits(per_token: &str, failed_auth: &str) -> RateLimits {
+    RateLimits {
+        per_token: RateLimit::parse(per_token).unwrap(),
+        failed_auth: RateLimit::parse(failed_auth).unwrap(),
+    }
+}
+
+fn header(reply: &reqwest::Response, name: &str) -> String {
+    reply.headers()[name].to_str().unwrap().to_string()
+}
+
+/// Past its limit a token gets 429s that say which limit, its size and when to come back, on
+/// every surface; other tokens keep theirs.
+async fn a_token_past_its_rate_limit_gets_429() {
+    let app = spawn_app_configured(&Default::default(), |state| {
+        state.with_rate_limits(limits("3/1h", "off"))
+    })
+    .await;
+    let url = format!("{}/api/v2/dora/deployments", app.base);
+    let list = || {
+        app.client
+            .post(&url)
+            .header("DD-API-KEY", &app.read)
+            .json(&list_body())
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(list().await.unwrap().status(), StatusCode::OK);
+    }
+    let refused = list().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&refused, "x-ratelimit-limit"), "3");
+    assert_eq!(header(&refused, "x-ratelimit-period"), "3600");
+    assert_eq!(header(&refused, "x-ratelimit-remaining"), "0");
+    assert_eq!(header(&refused, "x-ratelimit-name"), "token");
+    let reset: u64 = header(&refused, "x-ratelimit-reset").parse().unwrap();
+    assert!((1..=1200).contains(&reset), "{reset}");
+    assert_eq!(header(&refused, "retry-after"), reset.to_string());
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("token limit of 3"),
+        "{body}"
+    );
+    // The GitLab surface says it in GitLab's shape.
+    let gitlab = app
+        .client
+        .get(format!(
+            "{}/api/v4/groups/x/dora/metrics?metric=deployment_frequency",
+            app.base
+        ))
+        .header("PRIVATE-TOKEN", &app.read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gitlab.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&gitlab, "x-ratelimit-name"), "token");
+    assert_eq!(
+        gitlab.json::<Value>().await.unwrap(),
+        json!({"message": "429 Too Many Requests"})
+    );
+    // Another token is not held back.
+    let other = app
+        .client
+        .post(&url)
+        .header("DD-API-KEY", &app.admin)
+        .json(&list_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+}
+
+/// Refused credentials are limited per client address; no credential at all is not counted,
+/// and a valid token from that address still works.
+async fn refused_credentials_are_rate_limited_per_address() {
+    let app = spawn_app_configured(&Default::default(), |state| {
+        state.with_rate_limits(limits("off", "2/1h"))
+    })
+    .await;
+    let url = format!("{}/api/v2/dora/deployments", app.base);
+    let with_key = |key: Option<&str>| {
+        let mut request = app.client.post(&url).json(&list_body());
+        if let Some(key) = key {
+            request = request.header("DD-API-KEY", key);
+        }
+        request.send()
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            with_key(None).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            with_key(Some("dora_wrong")).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let refused = with_key(Some("dora_wrong")).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        header(&refused, "x-ratelimit-name"),
+        "failed_authentication"
+    );
+    assert_eq!(header(&refused, "x-ratelimit-limit"), "2");
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(
+        with_key(Some(&app.read)).await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+/// Every answer says not to sniff or cache it.
+async fn answers_are_not_sniffed_or_cached() {
+    let app = spawn_app().await;
+    for (path, token) in [
+        ("/api/v2/dora/deployments/nope", app.read.as_str()),
+        ("/api/v1/metrics", app.read.as_str()),
+        ("/api/v1/metrics", ""),
+        ("/healthz", ""),
+    ] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .header("DD-API-KEY", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            header(&response, "x-content-type-options"),
+            "nosniff",
+            "{path}"
+        );
+        assert_eq!(header(&response, "cache-control"), "no-store", "{path}");
+    }
+}
+
 conformance!(
+    a_token_past_its_rate_limit_gets_429,
+    refused_credentials_are_rate_limited_per_address,
+    answers_are_not_sniffed_or_cached,
     health_needs_no_token,
     the_scope_matrix,
     every_token_header_is_accepted,

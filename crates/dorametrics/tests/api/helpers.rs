@@ -99,15 +99,23 @@ pub async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`] over a store opened with these options (small timeouts, say).
 pub async fn spawn_app_with(options: &dora_store::StoreOptions) -> TestApp {
+    spawn_app_configured(options, |state| state).await
+}
+
+/// [`spawn_app`] with its server state changed by `configure` (rate limits, say).
+pub async fn spawn_app_configured(
+    options: &dora_store::StoreOptions,
+    configure: impl FnOnce(dora_server::AppState) -> dora_server::AppState,
+) -> TestApp {
     let (store, database) = fresh_store_with(options).await;
     let admin = token(store.as_ref(), vec![Scope::Admin]).await;
     let read = token(store.as_ref(), vec![Scope::Read]).await;
     let write = token(store.as_ref(), vec![Scope::Write]).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let served = Arc::clone(&store);
+    let state = configure(dora_server::AppState::new(Arc::clone(&store)));
     tokio::spawn(async move {
-        dora_server::serve(listener, served, std::future::pending())
+        dora_server::serve_with(listener, state, std::future::pending())
             .await
             .unwrap();
     });

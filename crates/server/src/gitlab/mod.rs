@@ -41,8 +41,16 @@ pub fn routes() -> Router<AppState> {
 pub struct GitlabError {
     status: StatusCode,
     body: Value,
+    /// An answer with more than a body (boxed: errors are returned on every path).
+    special: Option<Box<Special>>,
+}
+
+#[derive(Debug)]
+enum Special {
     /// A store failure, answered as [`crate::error::store_failure`] says.
-    store: Option<dora_store::StoreError>,
+    Store(dora_store::StoreError),
+    /// A rate limit reached, with its headers ([`crate::error::throttled`]).
+    Throttled(crate::ratelimit::Throttled),
 }
 
 impl GitlabError {
@@ -51,7 +59,7 @@ impl GitlabError {
         Self {
             status,
             body: json!({ "error": text.into() }),
-            store: None,
+            special: None,
         }
     }
 
@@ -60,7 +68,7 @@ impl GitlabError {
         Self {
             status,
             body: json!({ "message": text.into() }),
-            store: None,
+            special: None,
         }
     }
 
@@ -78,6 +86,10 @@ impl GitlabError {
 impl From<ApiError> for GitlabError {
     fn from(error: ApiError) -> Self {
         match error {
+            ApiError::RateLimited(limit) => Self {
+                special: Some(Box::new(Special::Throttled(limit))),
+                ..Self::message(StatusCode::TOO_MANY_REQUESTS, "429 Too Many Requests")
+            },
             ApiError::BadRequest(problem) => Self::param(problem.detail),
             ApiError::BadParameter { detail, .. } => Self::param(detail),
             ApiError::Unauthorized => Self::message(StatusCode::UNAUTHORIZED, "401 Unauthorized"),
@@ -91,7 +103,7 @@ impl From<ApiError> for GitlabError {
                 "413 Request Entity Too Large",
             ),
             ApiError::Store(error) => Self {
-                store: Some(error),
+                special: Some(Box::new(Special::Store(error))),
                 ..Self::message(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable")
             },
         }
@@ -106,12 +118,14 @@ impl From<dora_store::StoreError> for GitlabError {
 
 impl IntoResponse for GitlabError {
     fn into_response(self) -> Response {
-        match self.store {
-            Some(error) => crate::error::store_failure(&error, |message| {
+        let response = (self.status, Json(self.body)).into_response();
+        match self.special.map(|special| *special) {
+            None => response,
+            Some(Special::Throttled(limit)) => crate::error::throttled(&limit, response),
+            Some(Special::Store(error)) => crate::error::store_failure(&error, |message| {
                 Json(json!({ "message": format!("503 Service Unavailable - {message}") }))
                     .into_response()
             }),
-            None => (self.status, Json(self.body)).into_response(),
         }
     }
 }
