@@ -46,11 +46,13 @@ pub struct GitArgs {
     full: bool,
     #[command(flatten)]
     db: DatabaseArg,
-    /// Import through the dorametrics server at this URL (e.g. http://127.0.0.1:8080) instead of
+    /// Import through the dorametrics server at this URL (http://127.0.0.1:8080, or https) instead of
     /// writing to a database (it takes precedence over --database and DORA_DATABASE); the token
     /// (dora_metrics_write scope) is read from DORA_TOKEN.
     #[arg(long)]
     url: Option<String>,
+    #[command(flatten)]
+    ca: crate::remote::CaCertArg,
 }
 
 fn parse_since(text: &str) -> Result<Nanos, String> {
@@ -119,7 +121,7 @@ fn import(args: &GitArgs, handle: &Handle) -> Result<Imported> {
     };
     let target = match &args.url {
         Some(url) => Target::Server(Server {
-            client: reqwest::Client::new(),
+            client: crate::remote::client(args.ca.ca_cert.as_deref())?,
             base: url.trim_end_matches('/').to_string(),
             token: std::env::var("DORA_TOKEN")
                 .context("--url needs a token with the dora_metrics_write scope in DORA_TOKEN")?,

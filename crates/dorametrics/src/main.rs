@@ -3,6 +3,7 @@
 
 mod bench;
 mod import;
+mod remote;
 mod report;
 mod token;
 
@@ -65,6 +66,12 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "DORA_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Serve https with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, env = "DORA_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "DORA_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     db: DatabaseArg,
     /// A failure starting this long after a deployment of its service and env (with no
@@ -213,6 +220,12 @@ async fn open_store_with(
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    // The certificate first: a bad one should stop the start before anything else happens.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(dora_server::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let options = dora_store::StoreOptions {
         migrate: !args.no_migrate,
         statement_timeout: args.statement_timeout,
@@ -233,13 +246,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if created {
         eprintln!(
             "Created the first admin token (shown only now, keep it safe):\n  {token}\n\
-             Send it as a header, e.g.: curl -H 'DD-API-KEY: {token}' http://{address}/api/v2/dora/deployments ...",
+             Send it as a header, e.g.: curl -H 'DD-API-KEY: {token}' {scheme}://{address}/api/v2/dora/deployments ...",
             token = first.token
         );
     }
     let max_connections = connection_cap(args.max_connections);
     tracing::info!(
         %address,
+        scheme,
         database = %redact_url(&args.db.database),
         max_connections,
         "dorametrics listening"
@@ -253,6 +267,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
     };
+    state.tls = tls;
     state.failure_window =
         i64::try_from(args.failure_window.as_nanos()).context("--failure-window is too long")?;
     dora_server::serve_with(listener, state, shutdown_signal()).await?;

@@ -67,11 +67,14 @@ pub struct ReportArgs {
     format: Format,
     #[command(flatten)]
     db: DatabaseArg,
-    /// Ask the dorametrics server at this URL (e.g. http://127.0.0.1:8080) instead of reading a
+    /// Ask the dorametrics server at this URL (http://127.0.0.1:8080, https://dora.example.com)
+    /// instead of reading a
     /// database (it takes precedence over --database); the token (dora_metrics_read scope) is
     /// read from DORA_TOKEN.
     #[arg(long)]
     url: Option<String>,
+    #[command(flatten)]
+    ca: crate::remote::CaCertArg,
     /// With --database: the failure window the server would use (`serve --failure-window`).
     #[arg(long, env = "DORA_FAILURE_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
     failure_window: Duration,
@@ -120,7 +123,7 @@ fn flag(parameter: &str) -> String {
 
 pub async fn run(args: ReportArgs) -> Result<()> {
     let document = match &args.url {
-        Some(url) => fetch(url, &args.pairs()).await?,
+        Some(url) => fetch(url, args.ca.ca_cert.as_deref(), &args.pairs()).await?,
         None => local(&args).await?,
     };
     let output = match args.format {
@@ -154,11 +157,15 @@ fn explain(error: ReportError) -> anyhow::Error {
 }
 
 /// The report from a running server.
-async fn fetch(url: &str, pairs: &[(String, String)]) -> Result<Value> {
+async fn fetch(
+    url: &str,
+    ca_cert: Option<&std::path::Path>,
+    pairs: &[(String, String)],
+) -> Result<Value> {
     let token = std::env::var("DORA_TOKEN")
         .context("--url needs a token with the dora_metrics_read scope in DORA_TOKEN")?;
     let endpoint = format!("{}/api/v1/metrics", url.trim_end_matches('/'));
-    let response = reqwest::Client::new()
+    let response = crate::remote::client(ca_cert)?
         .get(&endpoint)
         .query(pairs)
         .bearer_auth(token)

@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 use crate::ratelimit::Peer;
 
@@ -37,12 +38,14 @@ impl Default for Limits {
     }
 }
 
-/// Serves `app` on `listener` within `limits` until `shutdown` resolves, then lets the requests
-/// in flight finish (idle connections are closed at once).
+/// Serves `app` on `listener` within `limits`, over TLS when given an acceptor, until
+/// `shutdown` resolves, then lets the requests in flight finish (idle connections are closed at
+/// once).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -93,9 +96,32 @@ pub async fn serve(
             request.extensions_mut().insert(Peer(peer));
             tower_service::Service::call(&mut app.clone(), request)
         });
-        let connection = http.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let Some(tls) = tls.clone() else {
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                drop(slot);
+            });
+            continue;
+        };
+        // The handshake is a request's head too: it must be done within the header timeout.
+        let (http, watcher) = (http.clone(), graceful.watcher());
+        let handshake_within = limits.header_timeout;
         tokio::spawn(async move {
+            let stream = match tokio::time::timeout(handshake_within, tls.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, %peer, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }

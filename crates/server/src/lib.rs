@@ -13,6 +13,7 @@ mod guard;
 mod native;
 pub mod ratelimit;
 pub mod report;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub limits: connections::Limits,
     /// Requests per token and refused authentications per address ([`AppState::with_rate_limits`]).
     pub limiters: Arc<ratelimit::Limiters>,
+    /// Serve https with this certificate ([`tls::acceptor`]); plain http without.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl AppState {
@@ -50,6 +53,7 @@ impl AppState {
             failure_window: dora_core::derive::DEFAULT_FAILURE_WINDOW,
             limits: connections::Limits::default(),
             limiters: Arc::new(ratelimit::Limiters::new(ratelimit::RateLimits::default())),
+            tls: None,
         }
     }
 
@@ -151,8 +155,8 @@ pub async fn serve_with(
         .await
         .map_err(std::io::Error::other)?;
     let refresher = tokio::spawn(keep_facts_fresh(state.clone()));
-    let limits = state.limits;
-    let served = connections::serve(listener, router(state), limits, shutdown).await;
+    let (limits, tls) = (state.limits, state.tls.clone());
+    let served = connections::serve(listener, router(state), limits, tls, shutdown).await;
     refresher.abort();
     served
 }
