@@ -46,6 +46,14 @@ enum Command {
     Bench(bench::BenchCommand),
     /// The DORA keys and their performance levels for a selection, as a table, JSON or CSV.
     Report(Box<report::ReportArgs>),
+    /// Copy a SQLite database into a new file, consistently, even while a server runs on it
+    /// (for PostgreSQL use pg_dump).
+    Backup {
+        #[command(flatten)]
+        db: DatabaseArg,
+        /// The file to write; it must not exist.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -177,7 +185,28 @@ async fn main() -> Result<()> {
         Command::Bench(command) => bench::run(command).await,
         Command::Report(args) => report::run(*args).await,
         Command::Token(command) => token::run(command).await,
+        Command::Backup { db, file } => backup(&db.database, file).await,
     }
+}
+
+async fn backup(url: &str, file: std::path::PathBuf) -> Result<()> {
+    let Some(path) = dora_store::sqlite_path(url).filter(|_| !is_postgres(url)) else {
+        anyhow::bail!(
+            "backup copies SQLite databases; for PostgreSQL use pg_dump (e.g. pg_dump -Fc -f \
+             dora.dump {})",
+            redact_url(url)
+        );
+    };
+    anyhow::ensure!(
+        std::path::Path::new(path).exists(),
+        "there is no database at {path}"
+    );
+    dora_store::sqlite::backup(path.into(), file.clone())
+        .await
+        .with_context(|| format!("cannot back {path} up into {}", file.display()))?;
+    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    eprintln!("backed {path} up into {} ({size} bytes)", file.display());
+    Ok(())
 }
 
 /// How a command uses its database.

@@ -367,3 +367,65 @@ async fn a_busy_port_does_not_use_up_the_first_admin_token() {
         "{startup}"
     );
 }
+
+#[tokio::test]
+async fn a_backup_taken_while_the_server_writes_holds_what_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("live.db").display());
+    let server = Server::start(&database);
+    let token = create_token(&database, "admin");
+    let client = reqwest::Client::new();
+    for i in 0..20 {
+        let status = client
+            .post(format!("{}/api/v2/dora/deployment", server.base))
+            .header("DD-API-KEY", &token)
+            .json(
+                &json!({"data": {"attributes": {"service": "shop", "env": "production",
+                "started_at": 1_735_700_000 + i * 60, "finished_at": 1_735_700_030 + i * 60}}}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 202);
+    }
+    let copy = dir.path().join("copy.db");
+    let copy_text = copy.display().to_string();
+    let backed = run_ok(&["backup", "--database", &database, &copy_text]);
+    assert_eq!(backed, "");
+    let report = run_ok(&[
+        "report",
+        "--database",
+        &format!("sqlite://{copy_text}"),
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2025-01-31",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["totals"]["deployments"], 20);
+    // Never over an existing file; PostgreSQL is pg_dump's job.
+    for (args, said) in [
+        (
+            vec!["backup", "--database", &database, &copy_text],
+            "exists already",
+        ),
+        (
+            vec![
+                "backup",
+                "--database",
+                "postgres://postgres@127.0.0.1/x",
+                "out.db",
+            ],
+            "pg_dump",
+        ),
+    ] {
+        let output = Command::new(support::BIN).args(&args).output().unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(said), "{stderr}");
+    }
+    drop(server);
+}

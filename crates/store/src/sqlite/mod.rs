@@ -112,6 +112,27 @@ impl SqliteStore {
     }
 }
 
+/// Copies the SQLite database at `source` into a new file `destination`, consistently, while
+/// other processes (a running server) read and write it: `VACUUM INTO`, one read transaction, so
+/// the copy holds exactly the writes committed before it began, and is compact.
+pub async fn backup(source: PathBuf, destination: PathBuf) -> StoreResult<()> {
+    tokio::task::spawn_blocking(move || -> StoreResult<()> {
+        if destination.exists() {
+            return Err(StoreError::Database(format!(
+                "{} exists already; a backup never overwrites a file",
+                destination.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(&source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        let target = destination.to_string_lossy().into_owned();
+        conn.execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| StoreError::Database(e.to_string()))?
+}
+
 /// Sets its flag when dropped: the read it guards is no longer awaited.
 struct AbandonOnDrop(Arc<AtomicBool>);
 
