@@ -74,6 +74,13 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "DORA_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Also serve `GET /metrics` here, without a token (for a Prometheus that only this
+    /// address is open to); on the main address it needs a read token.
+    #[arg(long, env = "DORA_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<String>,
+    /// The trailing window of the DORA keys `/metrics` reports, in days.
+    #[arg(long, env = "DORA_METRICS_WINDOW_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    metrics_window_days: u32,
     /// Serve https with this PEM certificate chain (leaf first); needs --tls-key.
     #[arg(long, env = "DORA_TLS_CERT", value_name = "PEM", requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -267,6 +274,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    let metrics_listener = match &args.metrics_listen {
+        Some(metrics) => Some(
+            TcpListener::bind(metrics)
+                .await
+                .with_context(|| format!("cannot listen on {metrics} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     let first = issue_token("initial admin".into(), vec![Scope::Admin], Vec::new(), None);
     let created = store
         .create_first_token(first.record)
@@ -297,9 +312,34 @@ async fn serve(args: ServeArgs) -> Result<()> {
         body_timeout: args.body_timeout,
     };
     state.tls = tls;
+    state.telemetry = Arc::new(dora_server::telemetry::Telemetry::new(
+        args.metrics_window_days,
+    ));
     state.failure_window =
         i64::try_from(args.failure_window.as_nanos()).context("--failure-window is too long")?;
-    dora_server::serve_with(listener, state, shutdown_signal()).await?;
+    // One signal stops both listeners.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    let metrics = metrics_listener.map(|listener| {
+        if let Ok(at) = listener.local_addr() {
+            tracing::info!(address = %at, "/metrics listening, without a token");
+        }
+        tokio::spawn(dora_server::serve_metrics(
+            listener,
+            state.clone(),
+            stopped(stopping.clone()),
+        ))
+    });
+    dora_server::serve_with(listener, state, stopped(stopping)).await?;
+    if let Some(metrics) = metrics {
+        metrics.await??;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -429,3 +429,38 @@ async fn a_backup_taken_while_the_server_writes_holds_what_was_acknowledged() {
     }
     drop(server);
 }
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_alone_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("metrics.db").display());
+    let server = Server::start_with(&database, &["--metrics-listen", "127.0.0.1:0"]);
+    let line = server
+        .logs_until(|line| line.contains("/metrics listening"))
+        .pop()
+        .unwrap();
+    let address = line
+        .split("address=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let open = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(open.status(), 200);
+    assert!(open
+        .text()
+        .await
+        .unwrap()
+        .contains("# TYPE dora_deployments gauge"));
+    let other = reqwest::get(format!("http://{address}/api/v2/dora/deployments/x"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404, "only /metrics is served there");
+    let main = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap();
+    assert_eq!(main.status(), 401, "the API address needs a token");
+}

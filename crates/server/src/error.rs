@@ -91,6 +91,9 @@ pub fn store_failure(
     );
     let mut response = body(message);
     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response
+        .extensions_mut()
+        .insert(crate::telemetry::StoreFailure(outage));
     let retry = match outage {
         Some(outage) => outage.retry_after(),
         None => Some(1),

@@ -13,6 +13,7 @@ mod guard;
 mod native;
 pub mod ratelimit;
 pub mod report;
+pub mod telemetry;
 pub mod tls;
 
 use std::future::Future;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub limiters: Arc<ratelimit::Limiters>,
     /// Serve https with this certificate ([`tls::acceptor`]); plain http without.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// What `/metrics` reports of the server itself, and its DORA window.
+    pub telemetry: Arc<telemetry::Telemetry>,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
             limits: connections::Limits::default(),
             limiters: Arc::new(ratelimit::Limiters::new(ratelimit::RateLimits::default())),
             tls: None,
+            telemetry: Arc::new(telemetry::Telemetry::new(30)),
         }
     }
 
@@ -69,6 +73,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(telemetry::scrape))
         .merge(datadog::routes())
         .merge(native::routes())
         .merge(gitlab::routes())
@@ -80,7 +85,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_request,
+        ))
         .with_state(state)
 }
 
@@ -113,14 +121,28 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 /// One log line per request: method, path (never the query string, which may hold a
 /// `private_token`), status, duration and how the caller authenticated (which credential and
-/// the token's non-secret id). Header values, and so tokens, are never logged.
-async fn log_request(mut request: Request, next: Next) -> Response {
+/// the token's non-secret id). Header values, and so tokens, are never logged. The same answer
+/// is counted for `/metrics`, by route.
+async fn record_request(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched".to_string(), |matched| {
+            matched.as_str().to_string()
+        });
     let note = auth::AuthNote::default();
     request.extensions_mut().insert(note.clone());
     let started = Instant::now();
     let response = next.run(request).await;
+    state
+        .telemetry
+        .observe(method.as_str(), &route, &response, started.elapsed());
     tracing::info!(
         %method,
         %path,
@@ -139,6 +161,21 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     serve_with(listener, AppState::new(store), shutdown).await
+}
+
+/// Serves `GET /metrics` alone, without a token, on a listener of its own (`--metrics-listen`:
+/// an address only the scraper reaches), until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = state.limits;
+    let app = Router::new()
+        .route("/metrics", get(telemetry::scrape_open))
+        .fallback(|| async { ApiError::NotFound("Not Found".into()) })
+        .with_state(state);
+    connections::serve(listener, app, limits, None, shutdown).await
 }
 
 /// How long the background refresh rests between looks for stale streams.

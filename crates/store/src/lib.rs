@@ -193,6 +193,52 @@ pub(crate) fn check_schema(found: Option<i64>, latest: i64) -> StoreResult<()> {
     }
 }
 
+/// Upper bounds of the write-batch-size histogram of [`WriteStats`].
+pub const BATCH_SIZE_BOUNDS: [u64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/// Figures of a store's write path, for monitoring.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Writes waiting to be applied (SQLite: queued for the writer; PostgreSQL: waiting for a
+    /// pooled connection).
+    pub queued: u64,
+    /// Writes committed together, one count per commit: `batch_sizes[i]` commits held at most
+    /// [`BATCH_SIZE_BOUNDS`]`[i]` writes (and more than the bound before it); `batch_sizes`
+    /// has one more entry, for larger ones.
+    pub batch_sizes: Vec<u64>,
+    /// The writes of all those commits.
+    pub batched_writes: u64,
+}
+
+/// Write-batch sizes, counted as they commit (lock-free: the writer is hot).
+#[derive(Debug, Default)]
+pub(crate) struct BatchCounter {
+    buckets: [std::sync::atomic::AtomicU64; BATCH_SIZE_BOUNDS.len() + 1],
+    writes: std::sync::atomic::AtomicU64,
+}
+
+impl BatchCounter {
+    pub(crate) fn record(&self, size: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let size = size as u64;
+        let bucket = BATCH_SIZE_BOUNDS
+            .iter()
+            .position(|bound| size <= *bound)
+            .unwrap_or(BATCH_SIZE_BOUNDS.len());
+        self.buckets[bucket].fetch_add(1, Relaxed);
+        self.writes.fetch_add(size, Relaxed);
+    }
+
+    pub(crate) fn stats(&self, queued: u64) -> WriteStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        WriteStats {
+            queued,
+            batch_sizes: self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
+            batched_writes: self.writes.load(Relaxed),
+        }
+    }
+}
+
 /// How a store is opened: whether to migrate, and the limits that turn a stuck database into
 /// fast, clear errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -438,6 +484,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Answers when the database does (`/readyz`).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Figures of the write path (`/metrics`).
+    fn write_stats(&self) -> WriteStats;
 }
 
 /// Opens (creating and migrating if needed) the store a URL names: `postgres://…` or

@@ -42,5 +42,6 @@ mod facts;
 mod gitlab;
 mod hygiene;
 mod metrics;
+mod prometheus;
 mod reference;
 mod store;

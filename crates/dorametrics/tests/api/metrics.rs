@@ -27,7 +27,7 @@ async fn deploy(app: &TestApp, service: &str, env: &str, team: Option<&str>, at:
 /// second deployment (30 min); `api` three times to prod-eu (team platform) and once to
 /// production without a team; `gateway` once from git (project acme/platform/api).
 /// Not production: `shop` to staging and nonprod.
-async fn seed(app: &TestApp) {
+pub async fn seed(app: &TestApp) {
     let mut n = 0;
     for day in 0..5 {
         for hour in [8, 16] {

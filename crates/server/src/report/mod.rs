@@ -159,6 +159,44 @@ fn narrowed(selection: &Selection, by: Breakdown, key: &Option<String>) -> Selec
     narrowed
 }
 
+/// The keys of each group of `deployments` (the selection's, over `range`) by `by`: one per
+/// value among them (`None`: unset, last), each counting the failures of its own services and
+/// envs.
+pub async fn grouped(
+    store: &dyn Store,
+    selection: &Selection,
+    by: Breakdown,
+    deployments: &[DeploymentFact],
+    range: &Bucket,
+    failure_window: Nanos,
+) -> Result<Vec<(Option<String>, Values)>, ReportError> {
+    let (from, to) = (
+        metrics::day_nanos(range.start),
+        metrics::day_nanos(range.end),
+    );
+    let keys: BTreeSet<(bool, Option<String>)> = deployments
+        .iter()
+        .map(|d| {
+            let key = key_of(by, d);
+            (key.is_none(), key)
+        })
+        .collect();
+    let mut groups = Vec::with_capacity(keys.len());
+    for (_, key) in keys {
+        let (group_deployments, group_failures): (Vec<DeploymentFact>, Vec<FailureFact>) = facts(
+            store,
+            &narrowed(selection, by, &key),
+            from,
+            to,
+            failure_window,
+        )
+        .await?;
+        let values = metrics::values(range, &group_deployments, &group_failures);
+        groups.push((key, values));
+    }
+    Ok(groups)
+}
+
 /// Builds the report for a validated request.
 pub async fn run(
     store: &dyn Store,
@@ -227,31 +265,18 @@ pub async fn run(
 
     let breakdown = match (request.breakdown, &counted) {
         (Some(by), Counted::Deployments(deployments)) => {
-            let keys: BTreeSet<(bool, Option<String>)> = deployments
-                .iter()
-                .map(|d| {
-                    let key = key_of(by, d);
-                    (key.is_none(), key)
-                })
-                .collect();
-            let mut groups = Vec::new();
-            for (_, key) in keys {
-                let (group_deployments, group_failures): (Vec<DeploymentFact>, Vec<FailureFact>) =
-                    facts(
-                        store,
-                        &narrowed(&selection, by, &key),
-                        from,
-                        to,
-                        failure_window,
-                    )
-                    .await?;
-                let values = metrics::values(&range, &group_deployments, &group_failures);
-                groups.push(json!({
-                    "key": key,
-                    "totals": values_json(&values),
-                    "levels": levels_json(&levels::assess(request.year, &values)),
-                }));
-            }
+            let groups: Vec<Value> =
+                grouped(store, &selection, by, deployments, &range, failure_window)
+                    .await?
+                    .into_iter()
+                    .map(|(key, values)| {
+                        json!({
+                            "key": key,
+                            "totals": values_json(&values),
+                            "levels": levels_json(&levels::assess(request.year, &values)),
+                        })
+                    })
+                    .collect();
             json!({ "by": by.as_str(), "groups": groups })
         }
         _ => Value::Null,

@@ -40,6 +40,8 @@ const POOL_SIZE: usize = 16;
 pub struct PostgresStore {
     pool: Pool,
     health: crate::WriteHealth,
+    /// Every write is a commit of its own: batches of one.
+    batches: crate::BatchCounter,
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -188,6 +190,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             health: crate::WriteHealth::default(),
+            batches: crate::BatchCounter::default(),
         })
     }
 
@@ -214,6 +217,9 @@ impl PostgresStore {
         }
         .await;
         self.health.record(&result);
+        if result.is_ok() {
+            self.batches.record(1);
+        }
         result
     }
 
@@ -841,6 +847,10 @@ impl Store for PostgresStore {
             Ok(true)
         })
         .await
+    }
+
+    fn write_stats(&self) -> crate::WriteStats {
+        self.batches.stats(self.pool.status().waiting as u64)
     }
 
     async fn ping(&self) -> StoreResult<()> {

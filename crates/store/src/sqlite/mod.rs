@@ -49,6 +49,7 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     health: Arc<crate::WriteHealth>,
     file: Arc<FileIdentity>,
+    batches: Arc<crate::BatchCounter>,
 }
 
 impl SqliteStore {
@@ -68,9 +69,11 @@ impl SqliteStore {
         let file = Arc::new(FileIdentity::of(&path)?);
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let writer_file = Arc::clone(&file);
+        let batches = Arc::new(crate::BatchCounter::default());
+        let writer_batches = Arc::clone(&batches);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, queue, &writer_file))
+            .spawn(move || writer::run(conn, queue, &writer_file, &writer_batches))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             writes,
@@ -82,6 +85,7 @@ impl SqliteStore {
             }),
             health: Arc::default(),
             file,
+            batches,
         })
     }
 
@@ -576,6 +580,11 @@ impl Store for SqliteStore {
         self.write(WriteOp::SettleFactSetting(name.to_string(), value))
             .await
             .map(|n| n > 0)
+    }
+
+    fn write_stats(&self) -> crate::WriteStats {
+        let queued = self.writes.max_capacity() - self.writes.capacity();
+        self.batches.stats(queued as u64)
     }
 
     async fn ping(&self) -> StoreResult<()> {

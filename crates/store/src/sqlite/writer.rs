@@ -60,7 +60,12 @@ pub struct WriteJob {
     pub reply: oneshot::Sender<StoreResult<u64>>,
 }
 
-pub fn run(mut conn: Connection, mut queue: mpsc::Receiver<WriteJob>, file: &FileIdentity) {
+pub fn run(
+    mut conn: Connection,
+    mut queue: mpsc::Receiver<WriteJob>,
+    file: &FileIdentity,
+    batches: &crate::BatchCounter,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -78,6 +83,7 @@ pub fn run(mut conn: Connection, mut queue: mpsc::Receiver<WriteJob>, file: &Fil
                 batch.iter().map(|_| Err(replaced(&error))).collect()
             }
         };
+        batches.record(batch.len());
         for (job, result) in batch.drain(..).zip(results) {
             // The requester may have gone away; its write is committed all the same.
             let _ = job.reply.send(result);
