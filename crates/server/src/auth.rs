@@ -71,7 +71,7 @@ pub fn expiry_after(now: Nanos, text: &str) -> Result<Nanos, String> {
 
 /// What is shown of a stored token (never its secret or hash): `token list` and
 /// `/api/v1/admin/tokens`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub name: String,
@@ -87,7 +87,7 @@ pub struct TokenView {
 }
 
 /// `GET /api/v1/admin/tokens` and `token list --json`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TokenList {
     pub tokens: Vec<TokenView>,
 }

@@ -11,6 +11,7 @@ pub mod error;
 mod gitlab;
 mod guard;
 mod native;
+pub mod openapi;
 pub mod ratelimit;
 pub mod report;
 pub mod telemetry;
@@ -68,15 +69,30 @@ impl AppState {
     }
 }
 
-/// Every route of the service.
+/// Every route of the service, and the OpenAPI document describing them (put together from the
+/// same annotations, so neither can miss a route the other has).
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = utoipa_axum::router::OpenApiRouter::with_openapi(
+        <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+    )
+    .routes(utoipa_axum::routes!(healthz))
+    .routes(utoipa_axum::routes!(ready))
+    .routes(utoipa_axum::routes!(telemetry::scrape))
+    .routes(utoipa_axum::routes!(openapi_document))
+    .merge(datadog::routes())
+    .merge(native::routes())
+    .merge(gitlab::routes())
+    .split_for_parts();
+    api.info.version = env!("CARGO_PKG_VERSION").to_string();
+    (router, api)
+}
+
+/// Every route of the service, with its middleware and state.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(telemetry::scrape))
-        .merge(datadog::routes())
-        .merge(native::routes())
-        .merge(gitlab::routes())
+    let (routes, api) = routes();
+    let document = OpenApiJson(Arc::new(api.to_pretty_json().unwrap_or_default()));
+    routes
+        .layer(axum::Extension(document))
         .fallback(|| async { ApiError::NotFound("Not Found".into()) })
         .method_not_allowed_fallback(|| async {
             (
@@ -92,11 +108,37 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `GET /healthz`: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, body = String, content_type = "text/plain", example = "ok")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /openapi.json`: this API's OpenAPI 3.1 description.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
+    responses((status = 200, body = serde_json::Value, description = "An OpenAPI 3.1 document")))]
+async fn openapi_document(axum::Extension(document): axum::Extension<OpenApiJson>) -> Response {
+    let mut response = document.0.as_str().to_string().into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The OpenAPI document, serialized once.
+#[derive(Clone)]
+struct OpenApiJson(Arc<String>);
+
 /// How long `/readyz` waits for the store before it says it cannot serve.
 const READY_WITHIN: Duration = Duration::from_secs(1);
 
 /// 200 when the store serves (reachable, schema current, its last write not refused for a full
 /// disk, a connection free within a second); else 503 saying why.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, body = String, content_type = "text/plain"),
+        (status = 503, body = String, content_type = "text/plain", description = "Not ready, and why")))]
 async fn ready(State(state): State<AppState>) -> Response {
     let message = match tokio::time::timeout(READY_WITHIN, state.store.ping()).await {
         Ok(Ok(())) => return "ready".into_response(),

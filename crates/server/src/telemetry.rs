@@ -125,6 +125,10 @@ impl Telemetry {
 pub struct StoreFailure(pub Option<dora_store::Outage>);
 
 /// `GET /metrics` on the API listener: read scope.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    description = "Prometheus text format: the DORA keys per service, env and team over the trailing window, and the server's own figures (read scope).",
+    responses((status = 200, body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        crate::openapi::ApiErrors))]
 pub async fn scrape(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
     exposition(&state).await

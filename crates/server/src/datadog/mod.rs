@@ -9,34 +9,32 @@ pub(crate) mod fields;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::Router;
 use dora_core::model::{DeploymentSelector, Scope};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::error::{json_api, ApiError};
+use crate::openapi::{
+    Accepted, ApiErrors, DeploymentRequest, FailureRequest, ListRequest, PatchRequest,
+};
 use crate::AppState;
 use decode::ListKind;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v2/dora/deployment", post(create_deployment))
-        .route("/api/v2/dora/deployment/{id}", delete(delete_deployment))
-        .route("/api/v2/dora/failure", post(create_failure))
-        .route("/api/v2/dora/incident", post(create_failure))
-        .route("/api/v2/dora/failure/{id}", delete(delete_failure))
-        .route(
-            "/api/v2/dora/deployments",
-            post(list_deployments).patch(patch_deployment_by_version),
-        )
-        .route(
-            "/api/v2/dora/deployments/{id}",
-            get(get_deployment).patch(patch_deployment),
-        )
-        .route("/api/v2/dora/failures", post(list_failures))
-        .route("/api/v2/dora/failures/{id}", get(get_failure))
+#[allow(deprecated)] // the incident alias is routed, and described as deprecated
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_deployment))
+        .routes(routes!(delete_deployment))
+        .routes(routes!(create_failure))
+        .routes(routes!(create_incident))
+        .routes(routes!(delete_failure))
+        .routes(routes!(list_deployments, patch_deployment_by_version))
+        .routes(routes!(get_deployment, patch_deployment))
+        .routes(routes!(list_failures))
+        .routes(routes!(get_failure))
 }
 
 fn accepted(kind: &str, id: &str) -> Response {
@@ -49,6 +47,10 @@ pub(crate) fn new_deployment_id() -> String {
     hex::encode(rand::random::<[u8; 8]>())
 }
 
+#[utoipa::path(post, path = "/api/v2/dora/deployment", tag = "datadog",
+    description = "Create a deployment, or replace the one with the same id (write scope).",
+    request_body = DeploymentRequest,
+    responses((status = 202, body = Accepted, content_type = "application/vnd.api+json"), ApiErrors))]
 async fn create_deployment(
     State(state): State<AppState>,
     caller: Caller,
@@ -62,6 +64,24 @@ async fn create_deployment(
     Ok(accepted(encode::DEPLOYMENT_TYPE, &id))
 }
 
+/// `POST /api/v2/dora/incident`: the deprecated name of `POST /api/v2/dora/failure`.
+#[utoipa::path(post, path = "/api/v2/dora/incident", tag = "datadog", operation_id = "create_incident",
+    description = "Deprecated: the same as POST /api/v2/dora/failure.",
+    request_body = FailureRequest,
+    responses((status = 202, body = Accepted, content_type = "application/vnd.api+json"), ApiErrors))]
+#[deprecated]
+async fn create_incident(
+    state: State<AppState>,
+    caller: Caller,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    create_failure(state, caller, body).await
+}
+
+#[utoipa::path(post, path = "/api/v2/dora/failure", tag = "datadog",
+    description = "Create a failure, or replace (resolve) the one with the same id (write scope).",
+    request_body = FailureRequest,
+    responses((status = 202, body = Accepted, content_type = "application/vnd.api+json"), ApiErrors))]
 async fn create_failure(
     State(state): State<AppState>,
     caller: Caller,
@@ -75,6 +95,11 @@ async fn create_failure(
     Ok(accepted(encode::FAILURE_TYPE, &id))
 }
 
+#[utoipa::path(post, path = "/api/v2/dora/deployments", tag = "datadog",
+    description = "List deployments: `from`/`to` on finished_at, `query`, `sort`, `limit` (read scope).",
+    request_body = ListRequest,
+    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json",
+        description = "`{\"data\": [deployment, …]}`"), ApiErrors))]
 async fn list_deployments(
     State(state): State<AppState>,
     caller: Caller,
@@ -87,6 +112,11 @@ async fn list_deployments(
     Ok(json_api(encode::Data { data }))
 }
 
+#[utoipa::path(post, path = "/api/v2/dora/failures", tag = "datadog",
+    description = "List failures: `from`/`to` on started_at, `query`, `sort`, `limit` (read scope).",
+    request_body = ListRequest,
+    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json",
+        description = "`{\"data\": [failure, …]}`"), ApiErrors))]
 async fn list_failures(
     State(state): State<AppState>,
     caller: Caller,
@@ -103,6 +133,10 @@ fn not_found(kind: &str, id: &str) -> ApiError {
     ApiError::NotFound(format!("{kind} {id:?} not found"))
 }
 
+#[utoipa::path(get, path = "/api/v2/dora/deployments/{id}", tag = "datadog",
+    description = "One deployment (read scope).", params(("id" = String, Path)),
+    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json",
+        description = "`{\"data\": deployment}`"), ApiErrors))]
 async fn get_deployment(
     State(state): State<AppState>,
     caller: Caller,
@@ -116,6 +150,10 @@ async fn get_deployment(
     }))
 }
 
+#[utoipa::path(get, path = "/api/v2/dora/failures/{id}", tag = "datadog",
+    description = "One failure (read scope).", params(("id" = String, Path)),
+    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json",
+        description = "`{\"data\": failure}`"), ApiErrors))]
 async fn get_failure(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,6 +167,10 @@ async fn get_failure(
     }))
 }
 
+#[utoipa::path(patch, path = "/api/v2/dora/deployments/{id}", tag = "datadog",
+    description = "Mark a deployment as a change failure, or name its remediation (write scope).",
+    params(("id" = String, Path)), request_body = PatchRequest,
+    responses((status = 202, description = "Patched"), ApiErrors))]
 async fn patch_deployment(
     State(state): State<AppState>,
     caller: Caller,
@@ -143,6 +185,10 @@ async fn patch_deployment(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+#[utoipa::path(patch, path = "/api/v2/dora/deployments", tag = "datadog",
+    description = "The same, addressed by service, env and version: the latest match (write scope).",
+    request_body = PatchRequest,
+    responses((status = 202, description = "Patched"), ApiErrors))]
 async fn patch_deployment_by_version(
     State(state): State<AppState>,
     caller: Caller,
@@ -166,6 +212,9 @@ async fn patch_deployment_by_version(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v2/dora/deployment/{id}", tag = "datadog",
+    description = "Delete a deployment (write scope).", params(("id" = String, Path)),
+    responses((status = 202, description = "Deleted"), ApiErrors))]
 async fn delete_deployment(
     State(state): State<AppState>,
     caller: Caller,
@@ -178,6 +227,9 @@ async fn delete_deployment(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v2/dora/failure/{id}", tag = "datadog",
+    description = "Delete a failure (write scope).", params(("id" = String, Path)),
+    responses((status = 202, description = "Deleted"), ApiErrors))]
 async fn delete_failure(
     State(state): State<AppState>,
     caller: Caller,

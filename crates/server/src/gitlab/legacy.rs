@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{Datelike, Days, Months, NaiveDate, NaiveDateTime};
 use dora_core::metrics::{day_nanos, day_of, Interval};
 use dora_core::query::Query;
@@ -17,17 +16,13 @@ use serde_json::{json, Value};
 use super::{parse_date, GitlabCaller, GitlabError, Kind, Params, Target};
 use crate::derivation;
 use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v4/projects/{id}/analytics/deployment_frequency",
-            get(project),
-        )
-        .route(
-            "/api/v4/groups/{id}/analytics/deployment_frequency",
-            get(group),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(project))
+        .routes(routes!(group))
 }
 
 /// GitLab's limit: `3.months / 1.day` whole days between `from` and `to`.
@@ -98,6 +93,11 @@ impl Request {
     }
 }
 
+#[utoipa::path(get, path = "/api/v4/projects/{id}/analytics/deployment_frequency", tag = "gitlab", operation_id = "gitlab_project_legacy",
+    description = "GitLab's older deployment frequency: `[{\"from\", \"to\", \"value\"}]` (read scope).", params(("id" = String, Path, description = "Numeric id or URL-encoded path"),
+        ("environment" = String, Query), ("from" = String, Query, description = "ISO 8601"),
+        ("to" = Option<String>, Query), ("interval" = Option<String>, Query, description = "all, monthly or daily")),
+    responses((status = 200, body = Vec<serde_json::Value>), crate::openapi::GitlabErrors))]
 async fn project(
     State(state): State<AppState>,
     caller: GitlabCaller,
@@ -107,6 +107,11 @@ async fn project(
     answer(&state, &caller, Kind::Project, id, query.as_deref()).await
 }
 
+#[utoipa::path(get, path = "/api/v4/groups/{id}/analytics/deployment_frequency", tag = "gitlab", operation_id = "gitlab_group_legacy",
+    description = "GitLab's older deployment frequency: `[{\"from\", \"to\", \"value\"}]` (read scope).", params(("id" = String, Path, description = "Numeric id or URL-encoded path"),
+        ("environment" = String, Query), ("from" = String, Query, description = "ISO 8601"),
+        ("to" = Option<String>, Query), ("interval" = Option<String>, Query, description = "all, monthly or daily")),
+    responses((status = 200, body = Vec<serde_json::Value>), crate::openapi::GitlabErrors))]
 async fn group(
     State(state): State<AppState>,
     caller: GitlabCaller,

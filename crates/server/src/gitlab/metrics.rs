@@ -3,8 +3,7 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{Days, Months, NaiveDate};
 use dora_core::metrics::{day_nanos, day_of, label, Interval, Values};
 use dora_core::query::Query;
@@ -14,11 +13,13 @@ use serde_json::{json, Value};
 use super::{parse_date, GitlabCaller, GitlabError, Kind, Params, Target};
 use crate::derivation;
 use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/projects/{id}/dora/metrics", get(project))
-        .route("/api/v4/groups/{id}/dora/metrics", get(group))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(project))
+        .routes(routes!(group))
 }
 
 /// GitLab's limit (that of its Value Stream Analytics): `end − start` may be 180 days at most.
@@ -139,6 +140,13 @@ fn validate(
     Ok(tiers)
 }
 
+#[utoipa::path(get, path = "/api/v4/projects/{id}/dora/metrics", tag = "gitlab", operation_id = "gitlab_project_metrics",
+    description = "GitLab's DORA metrics: `[{\"date\", \"value\"}]` (read scope).", params(("id" = String, Path, description = "Numeric id or URL-encoded path"),
+        ("metric" = String, Query, description = "deployment_frequency, lead_time_for_changes, time_to_restore_service or change_failure_rate"),
+        ("start_date" = Option<String>, Query), ("end_date" = Option<String>, Query),
+        ("interval" = Option<String>, Query, description = "daily, monthly or all"),
+        ("environment_tiers[]" = Option<Vec<String>>, Query)),
+    responses((status = 200, body = Vec<serde_json::Value>), crate::openapi::GitlabErrors))]
 async fn project(
     State(state): State<AppState>,
     caller: GitlabCaller,
@@ -148,6 +156,13 @@ async fn project(
     answer(&state, &caller, Kind::Project, id, query.as_deref()).await
 }
 
+#[utoipa::path(get, path = "/api/v4/groups/{id}/dora/metrics", tag = "gitlab", operation_id = "gitlab_group_metrics",
+    description = "GitLab's DORA metrics: `[{\"date\", \"value\"}]` (read scope).", params(("id" = String, Path, description = "Numeric id or URL-encoded path"),
+        ("metric" = String, Query, description = "deployment_frequency, lead_time_for_changes, time_to_restore_service or change_failure_rate"),
+        ("start_date" = Option<String>, Query), ("end_date" = Option<String>, Query),
+        ("interval" = Option<String>, Query, description = "daily, monthly or all"),
+        ("environment_tiers[]" = Option<Vec<String>>, Query)),
+    responses((status = 200, body = Vec<serde_json::Value>), crate::openapi::GitlabErrors))]
 async fn group(
     State(state): State<AppState>,
     caller: GitlabCaller,

@@ -10,12 +10,13 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::NaiveDate;
 use dora_core::model::Scope;
 use dora_core::query::Query;
 use dora_core::tier::Tier;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::{form_pairs, Caller};
 use crate::derivation::Selection;
@@ -23,8 +24,8 @@ use crate::error::ApiError;
 use crate::report::catalog::Catalog;
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(metrics::routes())
         .merge(legacy::routes())
         // GitLab's answer for any other path under its prefix.

@@ -3,8 +3,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use dora_core::model::Scope;
 use dora_core::tier::Tier;
 use serde_json::{json, Map, Value};
@@ -13,16 +11,18 @@ use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::error::{json_api, ApiError, Problem};
 use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/env-tiers", get(list))
-        .route(
-            "/api/v1/admin/env-tiers/{env}",
-            get(one).put(set).delete(remove),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one, set, remove))
 }
 
+#[utoipa::path(get, path = "/api/v1/admin/env-tiers", tag = "admin", operation_id = "list_env_tiers",
+    description = "Every env whose tier an admin set: `{\"env_tiers\": {env: tier}}`.",
+    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json"), crate::openapi::ApiErrors))]
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Scope::Admin)?;
     let tiers: Map<String, Value> = state
@@ -35,6 +35,9 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response,
     Ok(json_api(json!({ "env_tiers": tiers })))
 }
 
+#[utoipa::path(get, path = "/api/v1/admin/env-tiers/{env}", tag = "admin", operation_id = "get_env_tier",
+    params(("env" = String, Path)),
+    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json"), crate::openapi::ApiErrors))]
 async fn one(
     State(state): State<AppState>,
     caller: Caller,
@@ -49,6 +52,10 @@ async fn one(
     Ok(json_api(json!({ "env": env, "tier": tier.as_str() })))
 }
 
+#[utoipa::path(put, path = "/api/v1/admin/env-tiers/{env}", tag = "admin", operation_id = "set_env_tier",
+    description = "Set the tier of an env, for all history.",
+    params(("env" = String, Path)), request_body = crate::openapi::EnvTierRequest,
+    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json"), crate::openapi::ApiErrors))]
 async fn set(
     State(state): State<AppState>,
     caller: Caller,
@@ -70,6 +77,9 @@ async fn set(
     Ok(json_api(json!({ "env": env, "tier": tier.as_str() })))
 }
 
+#[utoipa::path(delete, path = "/api/v1/admin/env-tiers/{env}", tag = "admin", operation_id = "remove_env_tier",
+    params(("env" = String, Path)),
+    responses((status = 204, description = "Removed: the tier is guessed from the name again"), crate::openapi::ApiErrors))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

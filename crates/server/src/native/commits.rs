@@ -3,8 +3,7 @@
 //! commits are already there, so it can send only what is new.
 
 use axum::extract::{Request, State};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use dora_core::model::{normalise_commit_sha, Commit, MergeRequest, Scope};
 use dora_core::repo::parse_repository;
 use serde_json::{json, Value};
@@ -15,6 +14,8 @@ use crate::body::JsonBody;
 use crate::datadog::fields::Object;
 use crate::error::{ApiError, Problem};
 use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Histories are pushed in bulk: a bigger limit than other bodies (well over
 /// 100 000 commits).
@@ -23,12 +24,16 @@ pub const MAX_COMMITS_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// More shas than this per look-up are refused; a pusher asks in batches.
 pub const MAX_KNOWN_SHAS: usize = 10_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/commits", post(put_commits))
-        .route("/api/v1/commits/known", post(known_commits))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_commits))
+        .routes(routes!(known_commits))
 }
 
+#[utoipa::path(post, path = "/api/v1/commits", tag = "native",
+    description = "Commits in bulk, as NDJSON (`application/x-ndjson`) or a JSON array, all or none (write scope): `{\"received\", \"new\"}`.",
+    request_body(content = Vec<serde_json::Value>, content_type = "application/json"),
+    responses((status = 200, body = serde_json::Value), crate::openapi::ApiErrors))]
 async fn put_commits(
     State(state): State<AppState>,
     caller: Caller,
@@ -41,6 +46,10 @@ async fn put_commits(
     Ok(Json(json!({ "received": received, "new": new })))
 }
 
+#[utoipa::path(post, path = "/api/v1/commits/known", tag = "native",
+    description = "Which of these shas a repository already has: `{\"known\": [sha]}` (read or write scope).",
+    request_body = crate::openapi::KnownRequest,
+    responses((status = 200, body = serde_json::Value), crate::openapi::ApiErrors))]
 async fn known_commits(
     State(state): State<AppState>,
     caller: Caller,

@@ -4,8 +4,7 @@
 //! validated the same way; all stored in one transaction, or none.
 
 use axum::extract::{Request, State};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use dora_core::model::{Deployment, Scope};
 use serde_json::{json, Value};
 
@@ -16,14 +15,20 @@ use crate::datadog::fields::Object;
 use crate::datadog::new_deployment_id;
 use crate::error::{ApiError, Problem};
 use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The same limit as commit pushes: well over 100 000 deployments.
 pub const MAX_DEPLOYMENTS_BODY_BYTES: usize = super::commits::MAX_COMMITS_BODY_BYTES;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/deployments", post(put_deployments))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(put_deployments))
 }
 
+#[utoipa::path(post, path = "/api/v1/deployments", tag = "native",
+    description = "Deployments in bulk, as NDJSON or a JSON array of what POST /api/v2/dora/deployment takes as `data.attributes`, all or none (write scope): `{\"received\", \"ids\"}`.",
+    request_body(content = Vec<crate::openapi::DeploymentRequestAttributes>, content_type = "application/json"),
+    responses((status = 200, body = serde_json::Value), crate::openapi::ApiErrors))]
 async fn put_deployments(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,8 +3,6 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use dora_core::model::{Scope, StoredDeployment};
 use dora_core::time::{to_rfc3339, Nanos};
 use serde_json::{json, Value};
@@ -13,11 +11,13 @@ use crate::auth::Caller;
 use crate::derivation;
 use crate::error::{json_api, ApiError};
 use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/deployments/{id}/changes", get(changes))
-        .route("/api/v1/deployments/{id}/failure", get(failure))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(changes))
+        .routes(routes!(failure))
 }
 
 /// Durations are reported in seconds (fractional when needed).
@@ -33,6 +33,10 @@ async fn deployment(state: &AppState, id: &str) -> Result<StoredDeployment, ApiE
         .ok_or_else(|| ApiError::NotFound(format!("Deployment {id:?} not found")))
 }
 
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/changes", tag = "native",
+    description = "The commits a deployment ships, with their lead times, and its baseline (read scope).",
+    params(("id" = String, Path)),
+    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json"), crate::openapi::ApiErrors))]
 async fn changes(
     State(state): State<AppState>,
     caller: Caller,
@@ -81,6 +85,10 @@ async fn changes(
     })))
 }
 
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/failure", tag = "native", operation_id = "explain_failure",
+    description = "Whether a deployment counts as a change failure, by which rule, with the evidence (read scope).",
+    params(("id" = String, Path)),
+    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json"), crate::openapi::ApiErrors))]
 async fn failure(
     State(state): State<AppState>,
     caller: Caller,

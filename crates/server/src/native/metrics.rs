@@ -4,17 +4,17 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use dora_core::model::Scope;
 
 use crate::auth::{form_pairs, Caller};
 use crate::error::{json_api, ApiError};
 use crate::report::{self, ReportError};
 use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/metrics", get(metrics))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
 /// A 400 naming the query parameter (JSON:API `source.parameter`), or the store's and lookup
@@ -29,6 +29,20 @@ fn refusal(error: ReportError) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/metrics", tag = "native", operation_id = "metrics_report",
+    description = "Every DORA key of a selection over a range: totals, a series, a breakdown, levels (read scope).",
+    params(
+        ("from" = Option<String>, Query, description = "First day, YYYY-MM-DD"),
+        ("to" = Option<String>, Query, description = "Last day, YYYY-MM-DD"),
+        ("interval" = Option<String>, Query, description = "daily, weekly, monthly or all"),
+        ("service" = Option<String>, Query), ("team" = Option<String>, Query), ("env" = Option<String>, Query),
+        ("tiers" = Option<String>, Query, description = "production, staging, testing, development, other or all"),
+        ("project" = Option<String>, Query), ("group" = Option<String>, Query),
+        ("query" = Option<String>, Query, description = "Datadog search syntax"),
+        ("year" = Option<String>, Query, description = "2019, 2021, 2023 or 2024"),
+        ("breakdown" = Option<String>, Query, description = "service, team, env or project"),
+    ),
+    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json"), crate::openapi::ApiErrors))]
 async fn metrics(
     State(state): State<AppState>,
     caller: Caller,

@@ -9,12 +9,12 @@ mod metrics;
 mod projects;
 mod tokens;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(admin::routes())
         .merge(commits::routes())
         .merge(deployments::routes())

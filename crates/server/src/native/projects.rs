@@ -3,8 +3,6 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use dora_core::model::Scope;
 use dora_core::project::numeric_id;
 use serde_json::{json, Value};
@@ -13,13 +11,18 @@ use crate::auth::Caller;
 use crate::error::{json_api, ApiError};
 use crate::report::catalog::Catalog;
 use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/projects", get(projects))
-        .route("/api/v1/groups", get(groups))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(projects))
+        .routes(routes!(groups))
 }
 
+#[utoipa::path(get, path = "/api/v1/projects", tag = "native",
+    description = "Every project the deployments define (read scope): `{\"projects\": [...]}`.",
+    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json"), crate::openapi::ApiErrors))]
 async fn projects(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
     let catalog = Catalog::load(state.store.as_ref()).await?;
@@ -46,6 +49,9 @@ async fn projects(State(state): State<AppState>, caller: Caller) -> Result<Respo
     Ok(json_api(json!({ "projects": projects })))
 }
 
+#[utoipa::path(get, path = "/api/v1/groups", tag = "native",
+    description = "Every group (read scope): `{\"groups\": [...]}`.",
+    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json"), crate::openapi::ApiErrors))]
 async fn groups(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
     let catalog = Catalog::load(state.store.as_ref()).await?;

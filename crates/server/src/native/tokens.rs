@@ -4,8 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use dora_core::model::Scope;
 use dora_store::Restriction;
 use serde::Serialize;
@@ -15,21 +14,26 @@ use crate::body::JsonBody;
 use crate::datadog::fields::Object;
 use crate::error::{ApiError, Problem};
 use crate::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/tokens", post(create).get(list))
-        .route("/api/v1/admin/tokens/{id}", get(one).delete(revoke))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(one, revoke))
 }
 
 /// A token just created: what is listed of it, and the token itself, shown only this once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CreatedToken {
     token: String,
     #[serde(flatten)]
     view: TokenView,
 }
 
+#[utoipa::path(get, path = "/api/v1/admin/tokens", tag = "admin", operation_id = "list_tokens",
+    description = "Every token, never a secret.",
+    responses((status = 200, body = TokenList), crate::openapi::ApiErrors))]
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<TokenList>, ApiError> {
     caller.require(Scope::Admin)?;
     let now = dora_core::time::now();
@@ -39,6 +43,9 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Toke
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/admin/tokens/{id}", tag = "admin", operation_id = "get_token",
+    params(("id" = String, Path)),
+    responses((status = 200, body = TokenView), crate::openapi::ApiErrors))]
 async fn one(
     State(state): State<AppState>,
     caller: Caller,
@@ -58,6 +65,10 @@ fn no_such_token(id: &str) -> ApiError {
 }
 
 /// `{"name", "scopes": [...], "projects": [...], "groups": [...], "expires_in": "90d"}`.
+#[utoipa::path(post, path = "/api/v1/admin/tokens", tag = "admin", operation_id = "create_token",
+    description = "Create a token; the answer is the only place it is shown.",
+    request_body = crate::openapi::TokenRequest,
+    responses((status = 201, body = CreatedToken), crate::openapi::ApiErrors))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,6 +132,9 @@ fn restrictions_of(root: &Object<'_>, key: &str, kind: &str) -> Result<Vec<Restr
         .collect()
 }
 
+#[utoipa::path(delete, path = "/api/v1/admin/tokens/{id}", tag = "admin", operation_id = "revoke_token",
+    description = "Revoke a token: every node refuses it at once.", params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked"), crate::openapi::ApiErrors))]
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
