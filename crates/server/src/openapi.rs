@@ -16,6 +16,7 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
         license(name = "Apache-2.0")
     ),
     modifiers(&Security),
+    components(schemas(Errors, BadRequest, BadRequestError, ErrorSource, GitlabError)),
     security(("dd_api_key" = []), ("dd_application_key" = []), ("private_token" = []), ("bearer" = [])),
     tags(
         (name = "datadog", description = "The Datadog-compatible DORA API"),
