@@ -77,6 +77,17 @@ async fn wait_for_waiters(
     }
 }
 
+/// A session of the test's holding a lock on the deployments table that stops every read and
+/// write of it, until the session commits.
+async fn lock_deployments(database: &TestDatabase) -> tokio_postgres::Client {
+    let holder = database.client().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE deployments IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    holder
+}
+
 #[tokio::test]
 async fn a_lock_held_elsewhere_gives_fast_clear_503s() {
     let Some(server) = server_url() else { return };
@@ -86,11 +97,7 @@ async fn a_lock_held_elsewhere_gives_fast_clear_503s() {
         &["--lock-timeout", "1s", "--pool-wait", "1s"],
     );
     let token = create_token(&database.url, "admin");
-    let holder = database.client().await;
-    holder
-        .batch_execute("BEGIN; LOCK TABLE deployments IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let holder = lock_deployments(&database).await;
     // Fewer writers than pooled connections: each gets one, and waits for the lock.
     let writes: Vec<_> = (0..12)
         .map(|i| {
@@ -136,11 +143,7 @@ async fn every_connection_busy_is_a_fast_503_and_not_ready() {
         ],
     );
     let token = create_token(&database.url, "admin");
-    let holder = database.client().await;
-    holder
-        .batch_execute("BEGIN; LOCK TABLE deployments IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let holder = lock_deployments(&database).await;
     // More writers than connections: those that get one wait for the lock, the others are
     // told at once that every connection is busy.
     let writes: Vec<_> = (0..40)
@@ -187,11 +190,7 @@ async fn a_client_gone_away_has_its_statement_cancelled() {
         &["--lock-timeout", "10min", "--statement-timeout", "10min"],
     );
     let token = create_token(&database.url, "admin");
-    let holder = database.client().await;
-    holder
-        .batch_execute("BEGIN; LOCK TABLE deployments IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let holder = lock_deployments(&database).await;
     let (base, read_token) = (node.base.clone(), token.clone());
     let request = tokio::spawn(async move {
         client()
