@@ -142,7 +142,8 @@ async fn local(args: &ReportArgs) -> Result<Value> {
     let store = crate::open_store(&args.db.database, crate::Access::Existing).await?;
     let window =
         i64::try_from(args.failure_window.as_nanos()).context("--failure-window is too long")?;
-    report::run(store.as_ref(), &request, window)
+    let refresher = dora_server::derivation::Refresher::default();
+    report::run(store.as_ref(), &request, window, &refresher)
         .await
         .map_err(explain)
 }

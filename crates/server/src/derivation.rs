@@ -188,8 +188,6 @@ pub fn project_path(d: &StoredDeployment) -> String {
     )
 }
 
-static REFRESHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// How a refresh spends the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pace {
@@ -201,40 +199,50 @@ pub enum Pace {
     Background,
 }
 
-/// Reads waiting for a refresh (theirs, or the one running before it).
-static READS_WAITING: AtomicUsize = AtomicUsize::new(0);
-/// Wakes a resting background refresh when a read starts to wait.
-static READ_ARRIVED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// Who refreshes the facts of one server: one refresh at a time (the background one and those
+/// of reads would otherwise all derive the same streams; other nodes are kept apart by the
+/// stores' `seq`), and the reads waiting for it, which end a background refresh's rests. Each
+/// server owns one: two servers in one process share nothing.
+#[derive(Debug, Default)]
+pub struct Refresher {
+    refreshing: tokio::sync::Mutex<()>,
+    /// Reads waiting for a refresh (theirs, or the one running before it).
+    reads_waiting: AtomicUsize,
+    /// Wakes a resting background refresh when a read starts to wait.
+    read_arrived: tokio::sync::Notify,
+}
 
 /// Counts one waiting read while it lives (also when the read is dropped while waiting).
-struct WaitingRead;
+struct WaitingRead<'a>(&'a Refresher);
 
-impl WaitingRead {
-    fn new() -> Self {
-        READS_WAITING.fetch_add(1, Ordering::SeqCst);
-        READ_ARRIVED.notify_waiters();
-        Self
+impl<'a> WaitingRead<'a> {
+    fn new(refresher: &'a Refresher) -> Self {
+        refresher.reads_waiting.fetch_add(1, Ordering::SeqCst);
+        refresher.read_arrived.notify_waiters();
+        Self(refresher)
     }
 }
 
-impl Drop for WaitingRead {
+impl Drop for WaitingRead<'_> {
     fn drop(&mut self) {
-        READS_WAITING.fetch_sub(1, Ordering::SeqCst);
+        self.0.reads_waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// After a piece of work that took `worked`: a background refresh rests, until a read waits.
-async fn rest(pace: Pace, worked: Duration) {
-    if pace == Pace::Now {
-        return;
-    }
-    let read_arrived = READ_ARRIVED.notified();
-    if READS_WAITING.load(Ordering::SeqCst) > 0 {
-        return;
-    }
-    tokio::select! {
-        () = tokio::time::sleep(worked * 4) => {}
-        () = read_arrived => {}
+impl Refresher {
+    /// After a piece of work that took `worked`: a background refresh rests, until a read waits.
+    async fn rest(&self, pace: Pace, worked: Duration) {
+        if pace == Pace::Now {
+            return;
+        }
+        let read_arrived = self.read_arrived.notified();
+        if self.reads_waiting.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(worked * 4) => {}
+            () = read_arrived => {}
+        }
     }
 }
 
@@ -275,20 +283,27 @@ pub async fn settle_window(store: &dyn Store, window: Nanos) -> StoreResult<()> 
 /// returns how many streams it re-derived. Every metric read runs it first, so an answer
 /// reflects every write acknowledged before the read; the server also runs it in the
 /// background so reads seldom have anything to do.
-pub async fn refresh(store: &dyn Store, window: Nanos) -> StoreResult<usize> {
-    refresh_at(store, window, Pace::Now).await
+pub async fn refresh(
+    store: &dyn Store,
+    window: Nanos,
+    refresher: &Refresher,
+) -> StoreResult<usize> {
+    refresh_at(store, window, refresher, Pace::Now).await
 }
 
 /// [`refresh`] at a pace.
-pub async fn refresh_at(store: &dyn Store, window: Nanos, pace: Pace) -> StoreResult<usize> {
-    // One refresh at a time in this process (the background one and those of reads would
-    // otherwise all derive the same streams); other nodes are kept apart by the stores' `seq`.
+pub async fn refresh_at(
+    store: &dyn Store,
+    window: Nanos,
+    refresher: &Refresher,
+    pace: Pace,
+) -> StoreResult<usize> {
     let _one_at_a_time = match pace {
         Pace::Now => {
-            let _waiting = WaitingRead::new();
-            REFRESHING.lock().await
+            let _waiting = WaitingRead::new(refresher);
+            refresher.refreshing.lock().await
         }
-        Pace::Background => REFRESHING.lock().await,
+        Pace::Background => refresher.refreshing.lock().await,
     };
     let mut count = 0;
     // Re-deriving a stream can stale its neighbours (a failure blamed elsewhere now): they
@@ -299,7 +314,7 @@ pub async fn refresh_at(store: &dyn Store, window: Nanos, pace: Pace) -> StoreRe
             break;
         }
         count += dirty.len();
-        rederive_all(store, dirty, window, pace).await?;
+        rederive_all(store, dirty, window, refresher, pace).await?;
     }
     // Then the days whose facts changed are tallied again, a few per write transaction so
     // that intake waits little between them.
@@ -308,7 +323,7 @@ pub async fn refresh_at(store: &dyn Store, window: Nanos, pace: Pace) -> StoreRe
         if store.refresh_day_tallies(DAYS_PER_WRITE).await? == 0 {
             break;
         }
-        rest(pace, started.elapsed()).await;
+        refresher.rest(pace, started.elapsed()).await;
     }
     Ok(count)
 }
@@ -317,6 +332,7 @@ async fn rederive_all(
     store: &dyn Store,
     mut dirty: Vec<DirtyStream>,
     window: Nanos,
+    refresher: &Refresher,
     pace: Pace,
 ) -> StoreResult<()> {
     let env_tiers: EnvTiers = store.env_tiers().await?.into_iter().collect();
@@ -336,7 +352,7 @@ async fn rederive_all(
         let started = Instant::now();
         pending.remove(&stale.stream);
         rederive(store, stale, &env_tiers, window, &mut graph, &pending).await?;
-        rest(pace, started.elapsed()).await;
+        refresher.rest(pace, started.elapsed()).await;
     }
     Ok(())
 }
@@ -482,8 +498,9 @@ pub async fn deployment_facts(
     from: Nanos,
     to: Nanos,
     window: Nanos,
+    refresher: &Refresher,
 ) -> StoreResult<Vec<DeploymentFact>> {
-    refresh(store, window).await?;
+    refresh(store, window, refresher).await?;
     store
         .read_facts(&selection.fact_query(Some(from), Some(to)))
         .await
@@ -499,13 +516,14 @@ pub async fn counted(
     from: Nanos,
     to: Nanos,
     window: Nanos,
+    refresher: &Refresher,
 ) -> StoreResult<Counted> {
     if selection.filter != Query::All || selection.project.is_some() {
         return Ok(Counted::Deployments(
-            deployment_facts(store, selection, from, to, window).await?,
+            deployment_facts(store, selection, from, to, window, refresher).await?,
         ));
     }
-    refresh(store, window).await?;
+    refresh(store, window, refresher).await?;
     let query = TallyQuery {
         group: selection
             .group
@@ -527,8 +545,9 @@ pub async fn facts(
     from: Nanos,
     to: Nanos,
     window: Nanos,
+    refresher: &Refresher,
 ) -> StoreResult<(Vec<DeploymentFact>, Vec<FailureFact>)> {
-    let deployments = deployment_facts(store, selection, from, to, window).await?;
+    let deployments = deployment_facts(store, selection, from, to, window, refresher).await?;
     let failures = failures(store, selection, from, to).await?;
     Ok((deployments, failures))
 }
@@ -648,22 +667,27 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_read_ends_the_rest() {
         let long = Duration::from_secs(60);
+        let refresher = std::sync::Arc::new(Refresher::default());
         let started = Instant::now();
-        rest(Pace::Now, long).await;
+        refresher.rest(Pace::Now, long).await;
         assert!(started.elapsed() < Duration::from_secs(1));
 
-        let resting = tokio::spawn(rest(Pace::Background, long));
+        let background = std::sync::Arc::clone(&refresher);
+        let resting = tokio::spawn(async move { background.rest(Pace::Background, long).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!resting.is_finished(), "it rests while no read waits");
-        let read = WaitingRead::new();
+        let read = WaitingRead::new(&refresher);
         tokio::time::timeout(Duration::from_secs(5), resting)
             .await
             .expect("a waiting read ends the rest")
             .unwrap();
         // While a read waits, there is no rest at all.
         let started = Instant::now();
-        rest(Pace::Background, long).await;
+        refresher.rest(Pace::Background, long).await;
         assert!(started.elapsed() < Duration::from_secs(1));
         drop(read);
+        // Another server's refresher knows nothing of this one's reads.
+        let other = Refresher::default();
+        assert_eq!(other.reads_waiting.load(Ordering::SeqCst), 0);
     }
 }

@@ -48,6 +48,8 @@ pub struct AppState {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// What `/metrics` reports of the server itself, and its DORA window.
     pub telemetry: Arc<telemetry::Telemetry>,
+    /// This server's refreshes of the derived facts (its own: servers share nothing).
+    pub refresher: Arc<derivation::Refresher>,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
             limiters: Arc::new(ratelimit::Limiters::new(ratelimit::RateLimits::default())),
             tls: None,
             telemetry: Arc::new(telemetry::Telemetry::new(30)),
+            refresher: Arc::default(),
         }
     }
 
@@ -248,6 +251,7 @@ async fn keep_facts_fresh(state: AppState) {
         let refreshed = derivation::refresh_at(
             state.store.as_ref(),
             state.failure_window,
+            &state.refresher,
             derivation::Pace::Background,
         )
         .await;

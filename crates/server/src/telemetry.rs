@@ -244,9 +244,9 @@ async fn register_keys(registry: &mut Registry, state: &AppState) -> Result<(), 
         project: None,
         group: None,
     };
-    let store = state.store.as_ref();
+    let (store, window) = (state.store.as_ref(), state.failure_window);
     let deployments =
-        derivation::deployment_facts(store, &selection, from, to, state.failure_window).await?;
+        derivation::deployment_facts(store, &selection, from, to, window, &state.refresher).await?;
     let failures = derivation::failures(store, &selection, from, to).await?;
     let keys = Keys::default();
     let whole = Counted::Deployments(deployments.clone()).values(&range, &failures);
@@ -258,7 +258,8 @@ async fn register_keys(registry: &mut Registry, state: &AppState) -> Result<(), 
             by,
             &deployments,
             &range,
-            state.failure_window,
+            window,
+            &state.refresher,
         )
         .await
         .map_err(|error| match error {

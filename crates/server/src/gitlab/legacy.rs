@@ -153,6 +153,7 @@ async fn answer(
         from,
         to,
         state.failure_window,
+        &state.refresher,
     )
     .await?;
     if request.interval == Interval::All {

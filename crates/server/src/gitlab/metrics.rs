@@ -194,7 +194,8 @@ async fn answer(
     let after_end = end.checked_add_days(Days::new(1)).unwrap_or(end);
     let (store, selection) = (state.store.as_ref(), target.selection(Query::All, tiers));
     let (from, to, window) = (day_nanos(start), day_nanos(after_end), state.failure_window);
-    let counted = derivation::counted(store, &selection, from, to, window).await?;
+    let counted =
+        derivation::counted(store, &selection, from, to, window, &state.refresher).await?;
     // Only time to restore looks at failures.
     let failures = match request.metric {
         Metric::TimeToRestoreService => derivation::failures(store, &selection, from, to).await?,

@@ -55,7 +55,8 @@ async fn metrics(
         Ok(request) => request,
         Err(error) => return Ok(refusal(error)),
     };
-    match report::run(state.store.as_ref(), &request, state.failure_window).await {
+    let (store, window) = (state.store.as_ref(), state.failure_window);
+    match report::run(store, &request, window, &state.refresher).await {
         Ok(body) => Ok(json_api(body)),
         Err(error) => Ok(refusal(error)),
     }

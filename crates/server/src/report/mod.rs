@@ -18,7 +18,7 @@ use dora_core::time::Nanos;
 use dora_store::{Store, StoreError};
 use serde_json::{json, Value};
 
-use crate::derivation::{counted, deployment_facts, facts, failures, Selection};
+use crate::derivation::{counted, deployment_facts, facts, failures, Refresher, Selection};
 use catalog::Catalog;
 pub use params::{parse, Breakdown, ReportRequest};
 
@@ -169,6 +169,7 @@ pub async fn grouped(
     deployments: &[DeploymentFact],
     range: &Bucket,
     failure_window: Nanos,
+    refresher: &Refresher,
 ) -> Result<Vec<(Option<String>, Values)>, ReportError> {
     let (from, to) = (
         metrics::day_nanos(range.start),
@@ -189,6 +190,7 @@ pub async fn grouped(
             from,
             to,
             failure_window,
+            refresher,
         )
         .await?;
         let values = metrics::values(range, &group_deployments, &group_failures);
@@ -202,6 +204,7 @@ pub async fn run(
     store: &dyn Store,
     request: &ReportRequest,
     failure_window: Nanos,
+    refresher: &Refresher,
 ) -> Result<Value, ReportError> {
     let catalog = if request.project.is_some() || request.group.is_some() {
         Catalog::load(store).await?
@@ -237,9 +240,9 @@ pub async fn run(
     // A breakdown groups each deployment; otherwise whatever counts them fastest will do.
     let counted = match request.breakdown {
         Some(_) => Counted::Deployments(
-            deployment_facts(store, &selection, from, to, failure_window).await?,
+            deployment_facts(store, &selection, from, to, failure_window, refresher).await?,
         ),
-        None => counted(store, &selection, from, to, failure_window).await?,
+        None => counted(store, &selection, from, to, failure_window, refresher).await?,
     };
     let failures = failures(store, &selection, from, to).await?;
 
@@ -265,18 +268,25 @@ pub async fn run(
 
     let breakdown = match (request.breakdown, &counted) {
         (Some(by), Counted::Deployments(deployments)) => {
-            let groups: Vec<Value> =
-                grouped(store, &selection, by, deployments, &range, failure_window)
-                    .await?
-                    .into_iter()
-                    .map(|(key, values)| {
-                        json!({
-                            "key": key,
-                            "totals": values_json(&values),
-                            "levels": levels_json(&levels::assess(request.year, &values)),
-                        })
-                    })
-                    .collect();
+            let groups: Vec<Value> = grouped(
+                store,
+                &selection,
+                by,
+                deployments,
+                &range,
+                failure_window,
+                refresher,
+            )
+            .await?
+            .into_iter()
+            .map(|(key, values)| {
+                json!({
+                    "key": key,
+                    "totals": values_json(&values),
+                    "levels": levels_json(&levels::assess(request.year, &values)),
+                })
+            })
+            .collect();
             json!({ "by": by.as_str(), "groups": groups })
         }
         _ => Value::Null,
