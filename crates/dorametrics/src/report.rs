@@ -1,6 +1,6 @@
 //! `dorametrics report`: the DORA keys and their performance levels for a selection, as a
 //! terminal table, JSON or CSV — from a running server (`--url`, through `GET /api/v1/metrics`)
-//! or straight from a database (`--database`, through the same `dora_server::report` code).
+//! or straight from a database (`--database`, through the same `dora_engine::report` code).
 //! The flags become the endpoint's query parameters either way, so both refuse the same input.
 
 use std::fmt::Write as _;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use dora_server::report::{self, ReportError};
+use dora_engine::report::{self, ReportError};
 use serde_json::Value;
 
 use crate::DatabaseArg;
@@ -142,7 +142,7 @@ async fn local(args: &ReportArgs) -> Result<Value> {
     let store = crate::open_store(&args.db.database, crate::Access::Existing).await?;
     let window =
         i64::try_from(args.failure_window.as_nanos()).context("--failure-window is too long")?;
-    let refresher = dora_server::derivation::Refresher::default();
+    let refresher = dora_engine::derivation::Refresher::default();
     report::run(store.as_ref(), &request, window, &refresher)
         .await
         .map_err(explain)

@@ -6,14 +6,12 @@ pub mod auth;
 mod body;
 pub mod connections;
 mod datadog;
-pub mod derivation;
 pub mod error;
 mod gitlab;
 mod guard;
 mod native;
 pub mod openapi;
 pub mod ratelimit;
-pub mod report;
 pub mod telemetry;
 pub mod tls;
 
@@ -27,6 +25,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use dora_engine::{derivation, report};
 use dora_store::Store;
 use tokio::net::TcpListener;
 

@@ -443,7 +443,7 @@ pub trait Store: Send + Sync + 'static {
     async fn count_tokens(&self) -> StoreResult<u64>;
 
     // Derived facts, kept per stream. Every write above marks the streams it can change as
-    // dirty in its own transaction; `dora_server::derivation::refresh` recomputes them.
+    // dirty in its own transaction; the engine (`dora_engine::derivation::refresh`) recomputes them.
 
     /// The streams whose facts are stale.
     async fn dirty_streams(&self) -> StoreResult<Vec<DirtyStream>>;
