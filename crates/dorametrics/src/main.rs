@@ -181,7 +181,9 @@ async fn main() -> Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(db) => {
             let url = &db.database;
-            if is_postgres(url) && dora_store::postgres::create_database(url).await? {
+            if dora_store::is_postgres_url(url)
+                && dora_store::postgres::create_database(url).await?
+            {
                 eprintln!("created the database {}", redact_url(url));
             }
             open_store(url, Access::Create).await?;
@@ -197,7 +199,7 @@ async fn main() -> Result<()> {
 }
 
 async fn backup(url: &str, file: std::path::PathBuf) -> Result<()> {
-    let Some(path) = dora_store::sqlite_path(url).filter(|_| !is_postgres(url)) else {
+    let Some(path) = dora_store::sqlite_path(url) else {
         anyhow::bail!(
             "backup copies SQLite databases; for PostgreSQL use pg_dump (e.g. pg_dump -Fc -f \
              dora.dump {})",
@@ -224,10 +226,6 @@ enum Access {
     /// It only works on a database that exists and is up to date: a missing SQLite file is an
     /// error, not a new empty database next to the user.
     Existing,
-}
-
-fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 async fn open_store(url: &str, access: Access) -> Result<Arc<dyn Store>> {

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::Days;
-use dora_core::metrics::{self, Bucket, Counted, Distribution, Values};
+use dora_core::metrics::{self, Bucket, Distribution, Values};
 use dora_core::model::Scope;
 use dora_core::query::Query;
 use dora_core::tier::Tier;
@@ -249,7 +249,7 @@ async fn register_keys(registry: &mut Registry, state: &AppState) -> Result<(), 
         derivation::deployment_facts(store, &selection, from, to, window, &state.refresher).await?;
     let failures = derivation::failures(store, &selection, from, to).await?;
     let keys = Keys::default();
-    let whole = Counted::Deployments(deployments.clone()).values(&range, &failures);
+    let whole = metrics::values(&range, &deployments, &failures);
     keys.add(&KeyLabels::whole(), &whole);
     for by in [Breakdown::Service, Breakdown::Env, Breakdown::Team] {
         let groups = report::grouped(

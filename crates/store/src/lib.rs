@@ -152,29 +152,36 @@ impl From<rusqlite::Error> for StoreError {
 /// The outcome of the latest write, for readiness: a disk that filled stays reported until a
 /// write succeeds again.
 #[derive(Default)]
-pub(crate) struct WriteHealth(std::sync::Mutex<Option<StoreError>>);
+pub(crate) struct WriteHealth {
+    /// Whether `full` holds something: a successful write, the usual case, then costs one
+    /// atomic load and no lock.
+    failing: std::sync::atomic::AtomicBool,
+    /// The detail of the disk-full failure.
+    full: std::sync::Mutex<Option<String>>,
+}
 
 impl WriteHealth {
     pub(crate) fn record<T>(&self, result: &StoreResult<T>) {
+        use std::sync::atomic::Ordering;
         let failed = match result {
             Err(StoreError::Unavailable {
                 kind: Outage::DiskFull,
                 detail,
-            }) => Some(StoreError::unavailable(Outage::DiskFull, detail.clone())),
+            }) => Some(detail.clone()),
             Err(_) => return, // other failures say nothing of the next write
+            Ok(_) if !self.failing.load(Ordering::Acquire) => return,
             Ok(_) => None,
         };
-        if let Ok(mut last) = self.0.lock() {
-            *last = failed;
+        if let Ok(mut full) = self.full.lock() {
+            self.failing.store(failed.is_some(), Ordering::Release);
+            *full = failed;
         }
     }
 
     pub(crate) fn check(&self) -> StoreResult<()> {
-        match self.0.lock().ok().as_deref().and_then(Option::as_ref) {
-            Some(StoreError::Unavailable { kind, detail }) => {
-                Err(StoreError::unavailable(*kind, detail.clone()))
-            }
-            _ => Ok(()),
+        match self.full.lock().ok().as_deref().and_then(Option::as_ref) {
+            Some(detail) => Err(StoreError::unavailable(Outage::DiskFull, detail.clone())),
+            None => Ok(()),
         }
     }
 }
@@ -497,12 +504,17 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
 
 /// Like [`open`], with explicit options.
 pub async fn open_with(url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres_url(url) {
         return Ok(Arc::new(postgres::PostgresStore::open(url, options).await?));
     }
     let path = sqlite_path(url).ok_or_else(|| StoreError::UnsupportedUrl(redact_url(url)))?;
     let store = sqlite::SqliteStore::open(path.to_string(), options).await?;
     Ok(Arc::new(store))
+}
+
+/// Whether a database URL names PostgreSQL (`postgres://…` or `postgresql://…`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The file a SQLite URL names (`sqlite://PATH`, `sqlite:PATH` or a bare path); `None` for any
