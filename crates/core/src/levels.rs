@@ -44,7 +44,10 @@ const MONTH: f64 = 30.0 * DAY;
 const SIX_MONTHS: f64 = 180.0 * DAY;
 
 /// A performance level, best first (so `max` of levels is the worst).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Level {
     Elite,
     High,
@@ -166,7 +169,8 @@ impl Key {
 }
 
 /// Which duration classified the restore key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RestoreMeasure {
     /// Median `finished_at − started_at` of resolved failures.
     TimeToRestore,

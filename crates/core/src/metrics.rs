@@ -84,7 +84,8 @@ pub struct FailureFact {
     pub finished_at: Option<Nanos>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Interval {
     Daily,
     Weekly,
@@ -93,14 +94,19 @@ pub enum Interval {
 }
 
 impl Interval {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "daily" => Some(Self::Daily),
-            "weekly" => Some(Self::Weekly),
-            "monthly" => Some(Self::Monthly),
-            "all" => Some(Self::All),
-            _ => None,
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Daily => "daily",
+            Self::Weekly => "weekly",
+            Self::Monthly => "monthly",
+            Self::All => "all",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Daily, Self::Weekly, Self::Monthly, Self::All]
+            .into_iter()
+            .find(|interval| interval.as_str() == text)
     }
 }
 

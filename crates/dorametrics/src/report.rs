@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use dora_engine::report::{self, ReportError};
+use dora_core::levels::RestoreMeasure;
+use dora_engine::report::{self, KeyLevels, KeyRating, Keys, Report, ReportError, Spread};
 use serde_json::Value;
 
 use crate::DatabaseArg;
@@ -136,7 +137,7 @@ pub async fn run(args: ReportArgs) -> Result<()> {
 }
 
 /// The report from a database, through the code the endpoint runs.
-async fn local(args: &ReportArgs) -> Result<Value> {
+async fn local(args: &ReportArgs) -> Result<Report> {
     let today = dora_core::metrics::day_of(dora_core::time::now());
     let request = report::parse(&args.pairs(), today).map_err(explain)?;
     let store = crate::open_store(&args.db.database, crate::Access::Existing).await?;
@@ -162,7 +163,7 @@ async fn fetch(
     url: &str,
     ca_cert: Option<&std::path::Path>,
     pairs: &[(String, String)],
-) -> Result<Value> {
+) -> Result<Report> {
     let token = std::env::var("DORA_TOKEN")
         .context("--url needs a token with the dora_metrics_read scope in DORA_TOKEN")?;
     let endpoint = format!("{}/api/v1/metrics", url.trim_end_matches('/'));
@@ -179,7 +180,8 @@ async fn fetch(
         .await
         .with_context(|| format!("{endpoint} answered {status} without JSON"))?;
     if status.is_success() {
-        return Ok(body);
+        return serde_json::from_value(body)
+            .with_context(|| format!("{endpoint} answered a report this version cannot read"));
     }
     let error = &body["errors"][0];
     match (
@@ -206,45 +208,44 @@ fn duration(seconds: f64) -> String {
     }
 }
 
-fn percent(rate: &Value) -> String {
-    rate.as_f64()
-        .map_or("–".to_string(), |r| format!("{:.1}%", r * 100.0))
+fn percent(rate: Option<f64>) -> String {
+    rate.map_or("–".to_string(), |r| format!("{:.1}%", r * 100.0))
 }
 
-fn median(distribution: &Value) -> String {
-    distribution["median"]
-        .as_f64()
-        .map_or("–".to_string(), duration)
+fn median(spread: &Spread) -> String {
+    spread.median.map_or("–".to_string(), duration)
 }
 
-fn spread(distribution: &Value) -> String {
-    let Some(median) = distribution["median"].as_f64() else {
+fn spread(spread: &Spread) -> String {
+    let Some(median) = spread.median else {
         return "no data".to_string();
     };
-    let part = |name: &str| {
-        distribution[name]
-            .as_f64()
-            .map_or("–".to_string(), duration)
-    };
+    let part = |value: Option<f64>| value.map_or("–".to_string(), duration);
     format!(
         "median {}, p75 {}, p90 {} (n={})",
         duration(median),
-        part("p75"),
-        part("p90"),
-        distribution["count"]
+        part(spread.p75),
+        part(spread.p90),
+        spread.count
     )
 }
 
-fn level(rating: &Value) -> String {
-    rating["level"].as_str().unwrap_or("").to_string()
+fn level(rating: Option<&KeyRating>) -> String {
+    rating.map_or(String::new(), |r| r.level.to_string())
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+fn overall(levels: &KeyLevels) -> String {
+    levels.overall.map_or("–".to_string(), |l| l.to_string())
+}
+
+/// An optional value as a CSV cell: empty when absent.
+fn cell<T: ToString>(value: Option<T>) -> String {
+    value.map_or(String::new(), |v| v.to_string())
+}
+
+/// A figure as a CSV cell, written as the JSON report writes it (`1.0`, not `1`).
+fn figure(value: Option<f64>) -> String {
+    cell(value.and_then(serde_json::Number::from_f64))
 }
 
 /// Rows of cells, left-aligned to the widest cell of each column.
@@ -276,33 +277,33 @@ fn aligned(rows: &[Vec<String>]) -> String {
     out
 }
 
-fn table(report: &Value) -> String {
-    let selection = &report["selection"];
-    let totals = &report["totals"];
-    let levels = &report["levels"];
+fn table(report: &Report) -> String {
+    let selection = &report.selection;
+    let totals = &report.totals;
+    let levels = &report.levels.keys;
     let mut out = format!(
         "DORA metrics {} .. {} ({} days), tiers: {}\n",
-        text(&selection["from"]),
-        text(&selection["to"]),
-        selection["days"],
-        selection["tiers"]
-            .as_array()
-            .map(|t| t.iter().map(text).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default()
+        selection.from,
+        selection.to,
+        selection.days,
+        selection.tiers.join(", ")
     );
     let mut narrowed = Vec::new();
-    for key in ["service", "team", "env"] {
-        if let Some(values) = selection[key].as_array().filter(|v| !v.is_empty()) {
-            let names: Vec<String> = values.iter().map(text).collect();
-            narrowed.push(format!("{key} {}", names.join(" | ")));
+    for (key, values) in [
+        ("service", &selection.service),
+        ("team", &selection.team),
+        ("env", &selection.env),
+    ] {
+        if !values.is_empty() {
+            narrowed.push(format!("{key} {}", values.join(" | ")));
         }
     }
-    for key in ["project", "group"] {
-        if let Some(path) = selection[key]["path"].as_str() {
-            narrowed.push(format!("{key} {path}"));
+    for (key, named) in [("project", &selection.project), ("group", &selection.group)] {
+        if let Some(named) = named {
+            narrowed.push(format!("{key} {}", named.path));
         }
     }
-    if let Some(query) = selection["query"].as_str() {
+    if let Some(query) = &selection.query {
         narrowed.push(format!("query {query:?}"));
     }
     if !narrowed.is_empty() {
@@ -311,80 +312,65 @@ fn table(report: &Value) -> String {
     let _ = writeln!(
         out,
         "Levels: DORA {} bands ({})\n",
-        levels["year"],
-        text(&levels["source"])
+        report.levels.year, report.levels.source
     );
-    let deployments = totals["deployments"].as_u64().unwrap_or(0);
-    let restore_measure = levels["restore"]["measure"].as_str();
-    let restore_level = |measure: &str| {
-        if restore_measure == Some(measure) {
-            level(&levels["restore"])
-        } else {
-            String::new()
-        }
-    };
+    let deployments = totals.deployments;
+    let restore_level =
+        |measure: RestoreMeasure| cell(levels.restore_by(measure).map(|l| l.to_string()));
     let rows = vec![
         vec!["Key".into(), "Value".into(), "Level".into()],
         vec![
             "Deployment frequency".into(),
             format!(
                 "{:.2} per day ({deployments} deployments)",
-                totals["deployments_per_day"].as_f64().unwrap_or(0.0)
+                totals.deployments_per_day
             ),
-            level(&levels["deployment_frequency"]),
+            level(levels.deployment_frequency.as_ref()),
         ],
         vec![
             "Lead time for changes".into(),
-            spread(&totals["lead_time_seconds"]),
-            level(&levels["lead_time"]),
+            spread(&totals.lead_time_seconds),
+            level(levels.lead_time.as_ref()),
         ],
         vec![
             "  from merge".into(),
-            spread(&totals["merge_lead_time_seconds"]),
+            spread(&totals.merge_lead_time_seconds),
             String::new(),
         ],
         vec![
             "Change failure rate".into(),
             format!(
                 "{} ({} of {deployments})",
-                percent(&totals["change_failure_rate"]),
-                totals["failed_deployments"]
+                percent(totals.change_failure_rate),
+                totals.failed_deployments
             ),
-            level(&levels["change_failure_rate"]),
+            level(levels.change_failure_rate.as_ref()),
         ],
         vec![
             "Failed deployment recovery time".into(),
-            spread(&totals["failed_deployment_recovery_time_seconds"]),
-            restore_level("failed_deployment_recovery_time"),
+            spread(&totals.failed_deployment_recovery_time_seconds),
+            restore_level(RestoreMeasure::FailedDeploymentRecoveryTime),
         ],
         vec![
             "Time to restore service".into(),
-            spread(&totals["time_to_restore_seconds"]),
-            restore_level("time_to_restore"),
+            spread(&totals.time_to_restore_seconds),
+            restore_level(RestoreMeasure::TimeToRestore),
         ],
         vec![
             "Rework rate".into(),
             format!(
                 "{} ({} of {deployments})",
-                percent(&totals["rework_rate"]),
-                totals["rework_deployments"]
+                percent(totals.rework_rate),
+                totals.rework_deployments
             ),
             String::new(),
         ],
-        vec![
-            "Overall".into(),
-            String::new(),
-            levels["overall"].as_str().unwrap_or("–").to_string(),
-        ],
+        vec!["Overall".into(), String::new(), overall(levels)],
     ];
     out.push_str(&aligned(&rows));
 
-    if let Some(series) = report["series"].as_array().filter(|s| s.len() > 1) {
-        let _ = writeln!(
-            out,
-            "\n{} series",
-            capitalised(&text(&selection["interval"]))
-        );
+    if report.series.len() > 1 {
+        let _ = writeln!(out, "\n{} series", capitalised(selection.interval.as_str()));
         let mut rows = vec![[
             "Period",
             "Deploys",
@@ -396,28 +382,25 @@ fn table(report: &Value) -> String {
         ]
         .map(String::from)
         .to_vec()];
-        for bucket in series {
+        for bucket in &report.series {
+            let keys = &bucket.keys;
             rows.push(vec![
-                text(&bucket["date"]),
-                text(&bucket["deployments"]),
-                format!(
-                    "{:.2}",
-                    bucket["deployments_per_day"].as_f64().unwrap_or(0.0)
-                ),
-                percent(&bucket["change_failure_rate"]),
-                median(&bucket["lead_time_seconds"]),
-                median(&bucket["failed_deployment_recovery_time_seconds"]),
-                median(&bucket["time_to_restore_seconds"]),
+                bucket.date.clone(),
+                keys.deployments.to_string(),
+                format!("{:.2}", keys.deployments_per_day),
+                percent(keys.change_failure_rate),
+                median(&keys.lead_time_seconds),
+                median(&keys.failed_deployment_recovery_time_seconds),
+                median(&keys.time_to_restore_seconds),
             ]);
         }
         out.push_str(&aligned(&rows));
     }
 
-    if let Some(groups) = report["breakdown"]["groups"].as_array() {
-        let by = text(&report["breakdown"]["by"]);
-        let _ = writeln!(out, "\nBy {by}");
+    if let Some(breakdown) = &report.breakdown {
+        let _ = writeln!(out, "\nBy {}", breakdown.by);
         let mut rows = vec![[
-            capitalised(&by).as_str(),
+            capitalised(&breakdown.by).as_str(),
             "Deploys",
             "Per day",
             "CFR",
@@ -428,23 +411,17 @@ fn table(report: &Value) -> String {
         ]
         .map(String::from)
         .to_vec()];
-        for group in groups {
-            let totals = &group["totals"];
+        for group in &breakdown.groups {
+            let totals = &group.totals;
             rows.push(vec![
-                group["key"].as_str().unwrap_or("(none)").to_string(),
-                text(&totals["deployments"]),
-                format!(
-                    "{:.2}",
-                    totals["deployments_per_day"].as_f64().unwrap_or(0.0)
-                ),
-                percent(&totals["change_failure_rate"]),
-                median(&totals["lead_time_seconds"]),
-                median(&totals["failed_deployment_recovery_time_seconds"]),
-                median(&totals["time_to_restore_seconds"]),
-                group["levels"]["overall"]
-                    .as_str()
-                    .unwrap_or("–")
-                    .to_string(),
+                group.key.clone().unwrap_or_else(|| "(none)".to_string()),
+                totals.deployments.to_string(),
+                format!("{:.2}", totals.deployments_per_day),
+                percent(totals.change_failure_rate),
+                median(&totals.lead_time_seconds),
+                median(&totals.failed_deployment_recovery_time_seconds),
+                median(&totals.time_to_restore_seconds),
+                overall(&group.levels),
             ]);
         }
         out.push_str(&aligned(&rows));
@@ -493,70 +470,75 @@ fn field(cell: &str) -> String {
     }
 }
 
-fn csv_row(scope: &str, key: &str, from: &str, to: &str, values: &Value, levels: &Value) -> String {
+fn csv_row(
+    scope: &str,
+    key: &str,
+    from: &str,
+    to: &str,
+    values: &Keys,
+    levels: Option<&KeyLevels>,
+) -> String {
+    let rating =
+        |pick: fn(&KeyLevels) -> Option<&KeyRating>| cell(levels.and_then(pick).map(|r| r.level));
     let cells = [
         scope.to_string(),
         key.to_string(),
         from.to_string(),
         to.to_string(),
-        text(&values["deployments"]),
-        text(&values["deployments_per_day"]),
-        text(&values["failed_deployments"]),
-        text(&values["change_failure_rate"]),
-        text(&values["rework_deployments"]),
-        text(&values["rework_rate"]),
-        text(&values["lead_time_seconds"]["median"]),
-        text(&values["lead_time_seconds"]["p75"]),
-        text(&values["lead_time_seconds"]["p90"]),
-        text(&values["merge_lead_time_seconds"]["median"]),
-        text(&values["failed_deployment_recovery_time_seconds"]["median"]),
-        text(&values["time_to_restore_seconds"]["median"]),
-        text(&levels["deployment_frequency"]["level"]),
-        text(&levels["lead_time"]["level"]),
-        text(&levels["change_failure_rate"]["level"]),
-        text(&levels["restore"]["level"]),
-        text(&levels["overall"]),
+        values.deployments.to_string(),
+        figure(Some(values.deployments_per_day)),
+        values.failed_deployments.to_string(),
+        figure(values.change_failure_rate),
+        values.rework_deployments.to_string(),
+        figure(values.rework_rate),
+        figure(values.lead_time_seconds.median),
+        figure(values.lead_time_seconds.p75),
+        figure(values.lead_time_seconds.p90),
+        figure(values.merge_lead_time_seconds.median),
+        figure(values.failed_deployment_recovery_time_seconds.median),
+        figure(values.time_to_restore_seconds.median),
+        rating(|l| l.deployment_frequency.as_ref()),
+        rating(|l| l.lead_time.as_ref()),
+        rating(|l| l.change_failure_rate.as_ref()),
+        rating(|l| l.restore.as_ref().map(|r| &r.rating)),
+        cell(levels.and_then(|l| l.overall)),
     ];
     let cells: Vec<String> = cells.iter().map(|c| field(c)).collect();
     format!("{}\n", cells.join(","))
 }
 
-fn csv(report: &Value) -> String {
-    let selection = &report["selection"];
-    let (from, to) = (text(&selection["from"]), text(&selection["to"]));
+fn csv(report: &Report) -> String {
+    let (from, to) = (&report.selection.from, &report.selection.to);
     let mut out = format!("{}\n", CSV_HEADER.join(","));
     out.push_str(&csv_row(
         "total",
         "",
-        &from,
-        &to,
-        &report["totals"],
-        &report["levels"],
+        from,
+        to,
+        &report.totals,
+        Some(&report.levels.keys),
     ));
-    for bucket in report["series"].as_array().into_iter().flatten() {
+    for bucket in &report.series {
         out.push_str(&csv_row(
             "series",
-            &text(&bucket["date"]),
-            &text(&bucket["from"]),
-            &text(&bucket["to"]),
-            bucket,
-            &Value::Null,
+            &bucket.date,
+            &bucket.from,
+            &bucket.to,
+            &bucket.keys,
+            None,
         ));
     }
-    let by = text(&report["breakdown"]["by"]);
-    for group in report["breakdown"]["groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        out.push_str(&csv_row(
-            &by,
-            &text(&group["key"]),
-            &from,
-            &to,
-            &group["totals"],
-            &group["levels"],
-        ));
+    if let Some(breakdown) = &report.breakdown {
+        for group in &breakdown.groups {
+            out.push_str(&csv_row(
+                &breakdown.by,
+                group.key.as_deref().unwrap_or(""),
+                from,
+                to,
+                &group.totals,
+                Some(&group.levels),
+            ));
+        }
     }
     out
 }

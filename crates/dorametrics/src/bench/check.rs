@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use dora_engine::report::{Keys, Report};
 use serde_json::Value;
 
 use super::baseline::QueryResult;
@@ -146,66 +147,113 @@ pub fn gitlab_series(
     problems
 }
 
-/// The native API's keys (JSON path in a series entry) and the baseline's column for each, with
+/// A figure of the native API's keys.
+type Figure = fn(&Keys) -> Option<f64>;
+
+/// The native API's keys (read from the typed report) and the baseline's column for each, with
 /// the value of a bucket the baseline has no row for.
-const NATIVE_KEYS: [(&str, &str, Option<f64>); 13] = [
-    ("deployments", "deployments", Some(0.0)),
-    ("deployments_per_day", "deployments_per_day", Some(0.0)),
-    ("failed_deployments", "failed_deployments", Some(0.0)),
-    ("change_failure_rate", "change_failure_rate", None),
-    ("rework_deployments", "rework_deployments", Some(0.0)),
-    ("rework_rate", "rework_rate", None),
-    ("lead_time_seconds.count", "lead_time_count", Some(0.0)),
-    ("lead_time_seconds.median", "lead_time_median", None),
-    ("lead_time_seconds.p75", "lead_time_p75", None),
-    ("lead_time_seconds.p90", "lead_time_p90", None),
+const NATIVE_KEYS: [(&str, Figure, &str, Option<f64>); 13] = [
+    (
+        "deployments",
+        |k| Some(k.deployments as f64),
+        "deployments",
+        Some(0.0),
+    ),
+    (
+        "deployments_per_day",
+        |k| Some(k.deployments_per_day),
+        "deployments_per_day",
+        Some(0.0),
+    ),
+    (
+        "failed_deployments",
+        |k| Some(k.failed_deployments as f64),
+        "failed_deployments",
+        Some(0.0),
+    ),
+    (
+        "change_failure_rate",
+        |k| k.change_failure_rate,
+        "change_failure_rate",
+        None,
+    ),
+    (
+        "rework_deployments",
+        |k| Some(k.rework_deployments as f64),
+        "rework_deployments",
+        Some(0.0),
+    ),
+    ("rework_rate", |k| k.rework_rate, "rework_rate", None),
+    (
+        "lead_time_seconds.count",
+        |k| Some(k.lead_time_seconds.count as f64),
+        "lead_time_count",
+        Some(0.0),
+    ),
+    (
+        "lead_time_seconds.median",
+        |k| k.lead_time_seconds.median,
+        "lead_time_median",
+        None,
+    ),
+    (
+        "lead_time_seconds.p75",
+        |k| k.lead_time_seconds.p75,
+        "lead_time_p75",
+        None,
+    ),
+    (
+        "lead_time_seconds.p90",
+        |k| k.lead_time_seconds.p90,
+        "lead_time_p90",
+        None,
+    ),
     (
         "merge_lead_time_seconds.median",
+        |k| k.merge_lead_time_seconds.median,
         "merge_lead_time_median",
         None,
     ),
     (
         "time_to_restore_seconds.median",
+        |k| k.time_to_restore_seconds.median,
         "time_to_restore_median",
         None,
     ),
     (
         "failed_deployment_recovery_time_seconds.median",
+        |k| k.failed_deployment_recovery_time_seconds.median,
         "recovery_time_median",
         None,
     ),
 ];
 
-fn at_path<'a>(value: &'a Value, path: &str) -> &'a Value {
-    path.split('.').fold(value, |v, key| &v[key])
-}
-
-/// `GET /api/v1/metrics` series (`{"series": [{"date", …keys}]}`) against the `team_weekly`
-/// rows keyed by `week`.
+/// `GET /api/v1/metrics` series (the typed report) against the `team_weekly` rows keyed by
+/// `week`.
 pub fn native_series(dora: &Value, base: &QueryResult) -> Vec<String> {
     let mut problems = empty_baseline(base);
+    let report: Report = match serde_json::from_value(dora.clone()) {
+        Ok(report) => report,
+        Err(error) => return vec![format!("the answer is not a report: {error}")],
+    };
     let records = base.records();
     let mut by_week: BTreeMap<String, &BTreeMap<&str, &Value>> =
         records.iter().map(|r| (text(r.get("week")), r)).collect();
-    let series = dora["series"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if series.is_empty() {
+    if report.series.is_empty() {
         problems.push("the answer has no series".into());
     }
-    for entry in series {
-        let date = entry["date"].as_str().unwrap_or("").to_string();
-        let row = by_week.remove(&date);
-        for (path, column, missing) in NATIVE_KEYS {
-            let actual = at_path(entry, path).as_f64();
+    for entry in &report.series {
+        let row = by_week.remove(&entry.date);
+        for (path, figure, column, missing) in NATIVE_KEYS {
+            let actual = figure(&entry.keys);
             let wanted = match row {
                 Some(row) => row.get(column).and_then(|v| v.as_f64()),
                 None => missing,
             };
             if !same(actual, wanted) {
                 problems.push(format!(
-                    "week of {date}, {path}: {} but the baseline computes {}",
+                    "week of {}, {path}: {} but the baseline computes {}",
+                    entry.date,
                     show(actual),
                     show(wanted)
                 ));

@@ -3,23 +3,25 @@
 //! `GET /api/v1/metrics` and `dorametrics report --database` cannot disagree.
 
 pub mod catalog;
+mod document;
 pub mod params;
 
 use std::collections::BTreeSet;
 
 use chrono::{Days, NaiveDate};
-use dora_core::levels::{self, Assessment, Key, Level, Rating};
-use dora_core::metrics::{
-    self, Bucket, Counted, DeploymentFact, Distribution, FailureFact, Interval, Values,
-};
+use dora_core::levels;
+use dora_core::metrics::{self, Bucket, Counted, DeploymentFact, FailureFact, Values};
 use dora_core::query::Query;
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
 use dora_store::{Store, StoreError};
-use serde_json::{json, Value};
 
 use crate::derivation::{counted, deployment_facts, facts, failures, Refresher, Selection};
 use catalog::Catalog;
+pub use document::{
+    BreakdownGroup, BreakdownTable, KeyLevels, KeyRating, Keys, Named, Report, ReportLevels,
+    RestoreRating, SelectionEcho, SeriesBucket, Spread,
+};
 pub use params::{parse, Breakdown, ReportRequest};
 
 /// Why a report could not be made.
@@ -42,76 +44,8 @@ a value in a gap between published bands gets the worse level. Each level's band
 it is given (every value is in exactly one); published_band is the report's own words. Overall \
 is the lowest level among the classified keys.";
 
-fn interval_name(interval: Interval) -> &'static str {
-    match interval {
-        Interval::Daily => "daily",
-        Interval::Weekly => "weekly",
-        Interval::Monthly => "monthly",
-        Interval::All => "all",
-    }
-}
-
 fn seconds(nanos: Nanos) -> f64 {
     nanos as f64 / 1e9
-}
-
-fn distribution(d: &Distribution) -> Value {
-    json!({ "count": d.count, "median": d.median, "p75": d.p75, "p90": d.p90 })
-}
-
-/// The keys of one bucket (or of the whole range); durations in seconds.
-pub fn values_json(v: &Values) -> Value {
-    json!({
-        "deployments": v.deployments,
-        "deployments_per_day": v.deployments_per_day,
-        "failed_deployments": v.failed_deployments,
-        "change_failure_rate": v.change_failure_rate,
-        "rework_deployments": v.rework_deployments,
-        "rework_rate": v.rework_rate,
-        "lead_time_seconds": distribution(&v.lead_time),
-        "merge_lead_time_seconds": distribution(&v.merge_lead_time),
-        "time_to_restore_seconds": distribution(&v.time_to_restore),
-        "failed_deployment_recovery_time_seconds": distribution(&v.recovery_time),
-    })
-}
-
-fn rating(rating: Option<&Rating>) -> Value {
-    rating.map_or(Value::Null, |r| {
-        json!({ "level": r.level.as_str(), "value": r.value, "band": r.band,
-                    "published_band": r.published })
-    })
-}
-
-/// The level of each key and of the whole.
-fn levels_json(a: &Assessment) -> Value {
-    let restore = a.restore.as_ref().map_or(Value::Null, |(r, measure)| {
-        let mut value = rating(Some(r));
-        value["measure"] = json!(measure.as_str());
-        value
-    });
-    json!({
-        "overall": a.overall.map(Level::as_str),
-        "deployment_frequency": rating(a.deployment_frequency.as_ref()),
-        "lead_time": rating(a.lead_time.as_ref()),
-        "change_failure_rate": rating(a.change_failure_rate.as_ref()),
-        "restore": restore,
-    })
-}
-
-/// Every level's band of every key, for legends: the values each level is given, and (as
-/// `published`) the report's own words.
-fn bands_json(year: levels::Year) -> (Value, Value) {
-    let (mut bands, mut published) = (serde_json::Map::new(), serde_json::Map::new());
-    for key in Key::ALL {
-        let (mut texts, mut words) = (serde_json::Map::new(), serde_json::Map::new());
-        for band in levels::bands(year, key) {
-            texts.insert(band.level.as_str().to_string(), json!(band.text));
-            words.insert(band.level.as_str().to_string(), json!(band.published));
-        }
-        bands.insert(key.as_str().to_string(), Value::Object(texts));
-        published.insert(key.as_str().to_string(), Value::Object(words));
-    }
-    (Value::Object(bands), Value::Object(published))
 }
 
 /// The whole range as one bucket.
@@ -205,7 +139,7 @@ pub async fn run(
     request: &ReportRequest,
     failure_window: Nanos,
     refresher: &Refresher,
-) -> Result<Value, ReportError> {
+) -> Result<Report, ReportError> {
     let catalog = if request.project.is_some() || request.group.is_some() {
         Catalog::load(store).await?
     } else {
@@ -247,28 +181,21 @@ pub async fn run(
     let failures = failures(store, &selection, from, to).await?;
 
     let totals = counted.values(&range, &failures);
-    let assessment = levels::assess(request.year, &totals);
-    let series: Vec<Value> = counted
+    let series = counted
         .series(request.from, request.to, request.interval, &failures)
         .iter()
-        .map(|(bucket, values)| {
-            let mut entry = json!({
-                "date": metrics::label(bucket, request.interval).to_string(),
-                "from": bucket.start.to_string(),
-                "to": bucket.end.pred_opt().unwrap_or(bucket.end).to_string(),
-                "days": bucket.days(),
-            });
-            if let (Some(entry), Value::Object(keys)) = (entry.as_object_mut(), values_json(values))
-            {
-                entry.extend(keys);
-            }
-            entry
+        .map(|(bucket, values)| SeriesBucket {
+            date: metrics::label(bucket, request.interval).to_string(),
+            from: bucket.start.to_string(),
+            to: bucket.end.pred_opt().unwrap_or(bucket.end).to_string(),
+            days: bucket.days(),
+            keys: values.into(),
         })
         .collect();
 
     let breakdown = match (request.breakdown, &counted) {
         (Some(by), Counted::Deployments(deployments)) => {
-            let groups: Vec<Value> = grouped(
+            let groups = grouped(
                 store,
                 &selection,
                 by,
@@ -279,49 +206,51 @@ pub async fn run(
             )
             .await?
             .into_iter()
-            .map(|(key, values)| {
-                json!({
-                    "key": key,
-                    "totals": values_json(&values),
-                    "levels": levels_json(&levels::assess(request.year, &values)),
-                })
+            .map(|(key, values)| BreakdownGroup {
+                key,
+                totals: (&values).into(),
+                levels: (&levels::assess(request.year, &values)).into(),
             })
             .collect();
-            json!({ "by": by.as_str(), "groups": groups })
+            Some(BreakdownTable {
+                by: by.as_str().to_string(),
+                groups,
+            })
         }
-        _ => Value::Null,
+        _ => None,
     };
 
-    let tiers: Vec<&str> = if request.tiers.is_empty() {
-        Tier::ALL.iter().map(|t| t.as_str()).collect()
+    let tiers = if request.tiers.is_empty() {
+        Tier::ALL.iter().map(|t| t.as_str().to_string()).collect()
     } else {
-        request.tiers.iter().map(|t| t.as_str()).collect()
+        request
+            .tiers
+            .iter()
+            .map(|t| t.as_str().to_string())
+            .collect()
     };
-    let mut levels = levels_json(&assessment);
-    levels["year"] = json!(request.year.number());
-    levels["source"] = json!(request.year.source());
-    levels["rule"] = json!(LEVEL_RULE);
-    let (bands, published) = bands_json(request.year);
-    levels["bands"] = bands;
-    levels["published_bands"] = published;
-    Ok(json!({
-        "selection": {
-            "from": request.from.to_string(),
-            "to": request.to.to_string(),
-            "days": range.days(),
-            "interval": interval_name(request.interval),
-            "tiers": tiers,
-            "query": request.query,
-            "service": request.services,
-            "team": request.teams,
-            "env": request.envs,
-            "project": project.map(|p| json!({ "id": p.id, "path": p.path })),
-            "group": group.map(|g| json!({ "id": g.id, "path": g.path })),
-            "failure_window_seconds": seconds(failure_window),
+    let named = |id, path: &String| Named {
+        id,
+        path: path.clone(),
+    };
+    Ok(Report {
+        selection: SelectionEcho {
+            from: request.from.to_string(),
+            to: request.to.to_string(),
+            days: range.days(),
+            interval: request.interval,
+            tiers,
+            query: request.query.clone(),
+            service: request.services.clone(),
+            team: request.teams.clone(),
+            env: request.envs.clone(),
+            project: project.map(|p| named(p.id, &p.path)),
+            group: group.map(|g| named(g.id, &g.path)),
+            failure_window_seconds: seconds(failure_window),
         },
-        "totals": values_json(&totals),
-        "series": series,
-        "breakdown": breakdown,
-        "levels": levels,
-    }))
+        totals: (&totals).into(),
+        series,
+        breakdown,
+        levels: ReportLevels::new(&levels::assess(request.year, &totals), LEVEL_RULE),
+    })
 }

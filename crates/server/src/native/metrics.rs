@@ -1,6 +1,6 @@
 //! `GET /api/v1/metrics`: every key of a selection over a range at once — totals, a series with
 //! every bucket, a breakdown and performance levels. The report itself is built by
-//! [`crate::report`], shared with `dorametrics report`.
+//! [`dora_engine::report`], shared with `dorametrics report`.
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -42,7 +42,7 @@ fn refusal(error: ReportError) -> Response {
         ("year" = Option<String>, Query, description = "2019, 2021, 2023 or 2024"),
         ("breakdown" = Option<String>, Query, description = "service, team, env or project"),
     ),
-    responses((status = 200, body = serde_json::Value, content_type = "application/vnd.api+json"), crate::openapi::ApiErrors))]
+    responses((status = 200, body = report::Report, content_type = "application/vnd.api+json"), crate::openapi::ApiErrors))]
 async fn metrics(
     State(state): State<AppState>,
     caller: Caller,
