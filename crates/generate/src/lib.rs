@@ -1,5 +1,6 @@
-//! `dorametrics bench generate`: a realistic organisation as files every engine loads — the
-//! request bodies dorametrics ingests (NDJSON) and the tables the SQL baselines load (CSV).
+//! A realistic organisation, generated deterministically from a scale and a seed, as files every
+//! engine loads (what `dora-bench generate` writes): the request bodies dorametrics ingests
+//! (NDJSON) and the tables the SQL baselines load (CSV).
 //!
 //! Each service belongs to a repository (several may share one). A repository's history is a
 //! first-parent main line of direct commits and merge commits, each merge bringing a feature
@@ -15,6 +16,7 @@
 //! SQL cannot walk, as Four Keys and DevLake precompute them), and per deployment whether it
 //! failed, is rework and its recovery time. The baselines aggregate those with SQL; dorametrics
 //! derives them from the raw events, and the benchmark checks both give the same numbers.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -23,11 +25,59 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::rng::Rng;
-use super::Scale;
+use rng::Rng;
+
+pub mod rng;
+
+/// Why a data set could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("cannot create {path}: {source}")]
+    Create {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the data set: {0}")]
+    Write(#[from] std::io::Error),
+    #[error("cannot write the manifest: {0}")]
+    Manifest(#[from] serde_json::Error),
+}
+
+pub type Result<T> = std::result::Result<T, GenerateError>;
+
+/// How big an organisation: S for CI, M about a tenth of L, L the benchmark's scale (500
+/// services, 1,000,000 deployments, 10,000,000 commits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    S,
+    M,
+    L,
+}
+
+impl Scale {
+    pub const ALL: [Scale; 3] = [Scale::S, Scale::M, Scale::L];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::S => "S",
+            Scale::M => "M",
+            Scale::L => "L",
+        }
+    }
+}
+
+impl std::str::FromStr for Scale {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|scale| scale.name().eq_ignore_ascii_case(text))
+            .ok_or_else(|| format!("{text:?} is not a scale: S, M or L"))
+    }
+}
 
 /// The generated history: 730 days ending the day before END.
 pub const START: i64 = 1_688_169_600; // 2023-07-01T00:00:00Z
@@ -595,7 +645,10 @@ struct Outputs {
 
 fn create(dir: &Path, name: &str) -> Result<BufWriter<File>> {
     let path = dir.join(name);
-    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = File::create(&path).map_err(|source| GenerateError::Create {
+        path: path.clone(),
+        source,
+    })?;
     Ok(BufWriter::with_capacity(1 << 20, file))
 }
 
@@ -604,7 +657,10 @@ fn create(dir: &Path, name: &str) -> Result<BufWriter<File>> {
 pub fn generate(scale: Scale, seed: u64, out: &Path) -> Result<Manifest> {
     let started = Instant::now();
     let size = scale.size();
-    fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    fs::create_dir_all(out).map_err(|source| GenerateError::Create {
+        path: out.to_path_buf(),
+        source,
+    })?;
     let _ = fs::remove_file(out.join("manifest.json"));
     let org = Org::new(size, seed);
     let mut outputs = Outputs {

@@ -1,23 +1,33 @@
-//! `dorametrics bench`: generate a realistic organisation, then measure dorametrics on it against
-//! the engines users would otherwise run (DuckDB and PostgreSQL with the SQL of GitLab, DevLake
-//! and Four Keys), after checking that all of them return the same numbers.
+//! `dora-bench`: generate a realistic organisation, then measure dorametrics on it against the
+//! engines users would otherwise run (DuckDB and PostgreSQL with the SQL of GitLab, DevLake and
+//! Four Keys), after checking that all of them return the same numbers. Its SQL and Python
+//! scripts are compiled in (`scripts`), so it runs from any directory; the server under test is
+//! this same binary running the product's command line (`dora-bench dorametrics serve …`).
+#![forbid(unsafe_code)]
 
 mod baseline;
 mod check;
 mod client;
-mod generate;
 mod report;
-mod rng;
 mod run;
+mod scripts;
 mod server;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use dora_generate::{self as generate, Scale};
+
+#[derive(Parser)]
+#[command(name = "dora-bench", version, about = "The dorametrics benchmark")]
+struct Cli {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
 
 #[derive(Subcommand)]
-pub enum BenchCommand {
+enum BenchCommand {
     /// Write a generated organisation (deployments, commits, failures as NDJSON request bodies;
     /// the same plus the expected change sets as CSV tables) that the benchmark and the
     /// baselines load.
@@ -27,31 +37,10 @@ pub enum BenchCommand {
     Run(run::RunArgs),
 }
 
-/// How big an organisation: S for CI, M about a tenth of L, L the scale (500 services,
-/// 1,000,000 deployments, 10,000,000 commits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Scale {
-    #[value(name = "S", alias = "s")]
-    S,
-    #[value(name = "M", alias = "m")]
-    M,
-    #[value(name = "L", alias = "l")]
-    L,
-}
-
-impl Scale {
-    pub fn name(self) -> &'static str {
-        match self {
-            Scale::S => "S",
-            Scale::M => "M",
-            Scale::L => "L",
-        }
-    }
-}
-
 #[derive(Args)]
 pub struct GenerateArgs {
-    #[arg(long, value_enum)]
+    /// S, M or L.
+    #[arg(long)]
     scale: Scale,
     /// The same seed always generates the same organisation.
     #[arg(long, default_value_t = 1)]
@@ -66,7 +55,24 @@ fn default_data_dir(scale: Scale, seed: u64) -> PathBuf {
     PathBuf::from(format!("target/bench/data/{}-{seed}", scale.name()))
 }
 
-pub async fn run(command: BenchCommand) -> Result<()> {
+/// The product's command line, run as this benchmark's server under test.
+const PRODUCT: &str = "dorametrics";
+
+fn main() -> Result<()> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `dora-bench dorametrics ARGS…` is `dorametrics ARGS…`: the same code as the product
+    // binary, so what is measured is what ships.
+    if args.get(1).is_some_and(|arg| arg == PRODUCT) {
+        return dorametrics::run(args.into_iter().skip(1));
+    }
+    let cli = Cli::parse_from(args);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(execute(cli.command))
+}
+
+async fn execute(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Generate(args) => {
             let out = args

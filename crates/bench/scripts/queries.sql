@@ -3,7 +3,7 @@
 -- commits of each deployment (`changes`, precomputed by the generator as those tools precompute
 -- them in their ETL) and the failures, with exact medians and percentiles (percentile_cont).
 --
--- `dorametrics bench run` splits this file at the `-- name:` lines and replaces each `{param}`
+-- `dora-bench run` splits this file at the `-- name:` lines and replaces each `{param}`
 -- with a quoted SQL literal. Every query filters on the production tier: the default of the
 -- GitLab and native APIs the benchmark compares them with.
 

@@ -1,5 +1,5 @@
-//! `dorametrics bench run`: one machine, one run. Loads a generated organisation into a fresh
-//! dorametrics server (this binary, as a subprocess), into PostgreSQL and into DuckDB; checks
+//! `dora-bench run`: one machine, one run. Loads a generated organisation into a fresh
+//! dorametrics server (this binary running the product's command line, as a subprocess), into PostgreSQL and into DuckDB; checks
 //! that all three answer the benchmark's questions with the same numbers; then times intake,
 //! the list, the metric queries, memory, size on disk and a cold start, and prints the table.
 
@@ -19,12 +19,14 @@ use super::check;
 use super::client::{self, Api, Item};
 use super::generate::{self, civil_date, Manifest};
 use super::report::{self, IntakeRow, QueryRow, Rate, Resources, Results, Timing};
+use super::scripts;
 use super::server::{self, ServerProcess};
 use super::{default_data_dir, Scale};
 
 #[derive(Args)]
 pub struct RunArgs {
-    #[arg(long, value_enum)]
+    /// S, M or L.
+    #[arg(long)]
     scale: Scale,
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -55,12 +57,9 @@ pub struct RunArgs {
     /// database on the --postgres server).
     #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
     store: String,
-    /// The Python 3 that creates the DuckDB venv (target/bench/venv).
+    /// The Python 3 that creates the DuckDB venv (`venv` beside the workdir, shared by runs).
     #[arg(long, default_value = "python3")]
     python: String,
-    /// Where queries.sql, postgres_schema.sql, duckdb_baseline.py and requirements.txt are.
-    #[arg(long, default_value = "bench")]
-    scripts: PathBuf,
     /// Most rows each single-row INSERT phase of the PostgreSQL baseline sends (its rate
     /// needs no more).
     #[arg(long, default_value_t = 100_000)]
@@ -285,21 +284,6 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("target/bench/run-{}", args.scale.name())));
     let repeat = args.repeat.unwrap_or(if args.smoke { 1 } else { 5 }).max(1);
-    let scripts = &args.scripts;
-    let queries_path = scripts.join("queries.sql");
-    for file in [
-        "queries.sql",
-        "postgres_schema.sql",
-        "duckdb_baseline.py",
-        "requirements.txt",
-    ] {
-        if !scripts.join(file).exists() {
-            bail!(
-                "{} is missing: run from the repository root or pass --scripts",
-                scripts.join(file).display()
-            );
-        }
-    }
     let exe = std::env::current_exe().context("cannot find this executable")?;
 
     // The data set.
@@ -345,12 +329,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
     std::fs::create_dir_all(&workdir)?;
     let workdir = workdir.canonicalize()?;
     let data = data.canonicalize()?;
+    let scripts = scripts::write(&workdir)?;
 
     progress.say("preparing the DuckDB venv");
     let venv_python = baseline::ensure_venv(
         &args.python,
-        Path::new("target/bench/venv"),
-        &scripts.join("requirements.txt"),
+        &workdir.parent().unwrap_or(&workdir).join("venv"),
+        &scripts.requirements,
     )
     .await?;
 
@@ -374,7 +359,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         &manifest,
         &plan,
         repeat,
-        &queries_path,
+        &scripts,
         &venv_python,
         &base_name,
         &mut postgres,
@@ -397,7 +382,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     std::fs::write(workdir.join("results.md"), &markdown)?;
     std::fs::write(
         workdir.join("results.json"),
-        serde_json::to_string_pretty(&results)?,
+        serde_json::to_string_pretty(&results.figures())?,
     )?;
     println!("{markdown}");
     progress.say(format!(
@@ -418,7 +403,7 @@ async fn measure_all(
     manifest: &Manifest,
     plan: &Plan,
     repeat: usize,
-    queries_path: &Path,
+    scripts: &scripts::Written,
     venv_python: &Path,
     base_name: &str,
     postgres: &mut Option<Postgres>,
@@ -516,8 +501,8 @@ async fn measure_all(
     // 2. PostgreSQL: load (COPY), answers.
     progress.say(format!("PostgreSQL: loading into {base_name}"));
     let pg = postgres.insert(Postgres::create(&args.postgres, base_name).await?);
-    let schema = std::fs::read_to_string(args.scripts.join("postgres_schema.sql"))?;
-    let (tables, indexes) = schema.split_once("-- INDEXES").unwrap_or((&schema, ""));
+    let schema = scripts::POSTGRES_SCHEMA;
+    let (tables, indexes) = schema.split_once("-- INDEXES").unwrap_or((schema, ""));
     pg.execute(tables).await?;
     let mut pg_load = BTreeMap::new();
     for table in TABLES {
@@ -534,8 +519,7 @@ async fn measure_all(
         "PostgreSQL: indexes and ANALYZE in {:.1}s",
         started.elapsed().as_secs_f64()
     ));
-    let queries_text = std::fs::read_to_string(queries_path)?;
-    let named: BTreeMap<String, String> = baseline::named_queries(&queries_text)
+    let named: BTreeMap<String, String> = baseline::named_queries(scripts::QUERIES)
         .into_iter()
         .map(|(name, sql)| Ok((name, baseline::substitute(&sql, &plan.params)?)))
         .collect::<Result<_>>()?;
@@ -551,10 +535,10 @@ async fn measure_all(
     progress.say("DuckDB: loading and querying");
     let duck: DuckDb = baseline::run_duckdb(
         venv_python,
-        &args.scripts.join("duckdb_baseline.py"),
+        &scripts.duckdb_baseline,
         data,
         &workdir.join("baseline.duckdb"),
-        queries_path,
+        &scripts.queries,
         &plan.params,
         repeat,
     )
@@ -668,6 +652,7 @@ async fn measure_all(
                 .map_or("-".into(), |t| report::duration(t.median)),
         ));
         query_rows.push(QueryRow {
+            key: request.name,
             name: request.label.clone(),
             rows: answered.map_or(pg_answers[request.name].rows.len(), |a| {
                 answer_rows(request.name, a)
@@ -736,6 +721,11 @@ async fn measure_all(
     {
         let plural = if connections == 1 { "" } else { "s" };
         intake.push(IntakeRow {
+            key: match connections {
+                1 => "single_1",
+                16 => "single_16",
+                _ => "single_64",
+            },
             name: format!(
                 "single event: `POST /api/v2/dora/deployment`, {connections} keep-alive connection{plural}"
             ),
@@ -751,6 +741,7 @@ async fn measure_all(
     let duck_load: BTreeMap<&str, baseline::Load> =
         duck.load.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     intake.push(IntakeRow {
+        key: "bulk_commits",
         name: "bulk: commits, `POST /api/v1/commits` NDJSON (10,000 a request, 2 connections)"
             .into(),
         dorametrics: measured.commits,
@@ -759,6 +750,7 @@ async fn measure_all(
         duckdb: load(&duck_load, "commits"),
     });
     intake.push(IntakeRow {
+        key: "bulk_deployments",
         name: format!(
             "bulk: deployments, `POST /api/v1/deployments` NDJSON ({} a request, 2 connections)",
             report::thousands(BULK_DEPLOYMENTS as f64)
@@ -784,10 +776,12 @@ async fn measure_all(
         "SQLite"
     };
     let command = format!(
-        "cargo run --release -- {}",
+        "cargo run --release -p dora-bench -- {}",
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     );
     Ok(Results {
+        scale: manifest.scale.clone(),
+        store: args.store.clone(),
         title: format!(
             "dorametrics bench, scale {} (seed {}): {} services, {} teams, {} repositories, \
              {} deployments ({} to production), {} commits, {} failures, {} rollbacks, {} \

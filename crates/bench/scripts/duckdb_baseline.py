@@ -1,10 +1,10 @@
-"""The DuckDB baseline of `dorametrics bench run`.
+"""The DuckDB baseline of `dora-bench run`.
 
 Loads a generated data set's CSV tables into a fresh DuckDB file, runs the named queries of
-bench/queries.sql (the same text PostgreSQL runs) and prints one JSON document on stdout: load
+queries.sql (the same text PostgreSQL runs) and prints one JSON document on stdout: load
 times, each query's rows (from its first run) and the wall time of every timed run.
 
-    python bench/duckdb_baseline.py --data DIR --db FILE --queries bench/queries.sql \
+    python duckdb_baseline.py --data DIR --db FILE --queries queries.sql \
         --params '{"from": "2025-01-01 00:00:00", ...}' --repeat 5
 """
 

@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 /// The `p`-quantile (0..=1) of samples by nearest rank: a latency that was really observed.
 pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
@@ -17,7 +19,7 @@ pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
 }
 
 /// Median and p95 of timings, in seconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Timing {
     pub median: f64,
     pub p95: f64,
@@ -35,7 +37,7 @@ impl Timing {
 }
 
 /// One intake measurement: throughput and latency percentiles (seconds).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Rate {
     pub events: usize,
     pub per_second: f64,
@@ -64,8 +66,10 @@ impl Rate {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct IntakeRow {
+    /// Its key in `results.json`.
+    pub key: &'static str,
     pub name: String,
     pub dorametrics: Option<Rate>,
     pub postgres_label: String,
@@ -73,8 +77,10 @@ pub struct IntakeRow {
     pub duckdb: Option<Rate>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct QueryRow {
+    /// Its key in `results.json` (the question's name in queries.sql).
+    pub key: &'static str,
     pub name: String,
     pub rows: usize,
     pub dorametrics: Option<Timing>,
@@ -84,7 +90,7 @@ pub struct QueryRow {
     pub postgres: Option<Timing>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Resources {
     pub peak_rss_bytes: Option<u64>,
     pub database_bytes: u64,
@@ -95,18 +101,106 @@ pub struct Resources {
     pub duckdb_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Results {
+    pub scale: String,
+    /// sqlite or postgres.
+    pub store: String,
     pub title: String,
     pub machine: String,
     pub engines: String,
     pub command: String,
     pub smoke: bool,
+    /// The whole load into dorametrics (every event sent and acknowledged).
     pub load_seconds: f64,
     pub intake: Vec<IntakeRow>,
     pub queries: Vec<QueryRow>,
     pub resources: Resources,
     pub notes: Vec<String>,
+}
+
+/// `results.json`: one figure per key, for comparing runs by program (rates in events/s, times
+/// in seconds, sizes in bytes; null where a figure was not measured).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub scale: String,
+    pub store: String,
+    pub intake: BTreeMap<String, IntakeFigures>,
+    /// Medians of the timed runs.
+    pub queries: BTreeMap<String, QueryFigures>,
+    /// The whole load into dorametrics.
+    pub load_s: f64,
+    pub first_answer_s: f64,
+    pub db_bytes: DbBytes,
+    pub peak_rss_bytes: Option<u64>,
+    pub cold_start_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntakeFigures {
+    pub dorametrics: Option<f64>,
+    pub postgres: Option<f64>,
+    /// Only where DuckDB loads the same rows (the bulk phases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duckdb: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryFigures {
+    pub dorametrics: Option<f64>,
+    pub duckdb: Option<f64>,
+    pub postgres: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DbBytes {
+    pub dorametrics: u64,
+    pub postgres: Option<u64>,
+    pub duckdb: Option<u64>,
+}
+
+impl Results {
+    pub fn figures(&self) -> Figures {
+        let rate = |r: Option<Rate>| r.map(|r| r.per_second);
+        let median = |t: Option<Timing>| t.map(|t| t.median);
+        Figures {
+            scale: self.scale.clone(),
+            store: self.store.clone(),
+            intake: self
+                .intake
+                .iter()
+                .map(|row| {
+                    let figures = IntakeFigures {
+                        dorametrics: rate(row.dorametrics),
+                        postgres: rate(row.postgres),
+                        duckdb: rate(row.duckdb),
+                    };
+                    (row.key.to_string(), figures)
+                })
+                .collect(),
+            queries: self
+                .queries
+                .iter()
+                .map(|row| {
+                    let figures = QueryFigures {
+                        dorametrics: median(row.dorametrics),
+                        duckdb: median(row.duckdb),
+                        postgres: median(row.postgres),
+                    };
+                    (row.key.to_string(), figures)
+                })
+                .collect(),
+            load_s: self.load_seconds,
+            first_answer_s: self.resources.settle_seconds,
+            db_bytes: DbBytes {
+                dorametrics: self.resources.database_bytes,
+                postgres: self.resources.postgres_bytes,
+                duckdb: self.resources.duckdb_bytes,
+            },
+            peak_rss_bytes: self.resources.peak_rss_bytes,
+            cold_start_s: self.resources.cold_start_seconds,
+        }
+    }
 }
 
 pub fn duration(seconds: f64) -> String {

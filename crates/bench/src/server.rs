@@ -1,5 +1,6 @@
-//! The dorametrics server under test: this same binary run as `serve` in a subprocess, so that
-//! its memory is its own and a restart measures a real cold start.
+//! The dorametrics server under test: this same binary running the product's command line
+//! (`dora-bench dorametrics serve …`) in a subprocess, so that its memory is its own and a
+//! restart measures a real cold start.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -21,6 +22,7 @@ pub struct ServerProcess {
 pub async fn create_token(exe: &Path, database: &str) -> Result<String> {
     let output = Command::new(exe)
         .args([
+            crate::PRODUCT,
             "token",
             "create",
             "--name",
@@ -53,7 +55,14 @@ impl ServerProcess {
             .with_context(|| format!("cannot create {}", log.display()))?;
         let started = Instant::now();
         let child = Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+            .args([
+                crate::PRODUCT,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                database,
+            ])
             // One token sends the whole load, far past what a CI system would.
             .args(["--rate-limit-per-token", "off"])
             .env("DORA_LOG", "warn,dorametrics=info")

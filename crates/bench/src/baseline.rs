@@ -1,6 +1,6 @@
 //! The baselines: PostgreSQL (driven from here: COPY, single-row INSERT intake, the metric SQL)
-//! and DuckDB (its Python package in a venv, run by `bench/duckdb_baseline.py`). Both run the
-//! same `bench/queries.sql`.
+//! and DuckDB (its Python package in a venv, run by `scripts/duckdb_baseline.py`). Both run the
+//! same `scripts/queries.sql`.
 
 use std::collections::BTreeMap;
 use std::io::Read;
