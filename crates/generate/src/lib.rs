@@ -1236,6 +1236,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn scales_parse_by_name_in_either_case() {
+        for scale in Scale::ALL {
+            assert_eq!(scale.name().parse::<Scale>(), Ok(scale));
+            assert_eq!(scale.name().to_lowercase().parse::<Scale>(), Ok(scale));
+        }
+        assert!("XL".parse::<Scale>().unwrap_err().contains("S, M or L"));
+    }
+
+    #[test]
     fn dates_are_civil() {
         assert_eq!(date_text(START), "2023-07-01");
         assert_eq!(date_text(END - 1), "2025-06-29");
