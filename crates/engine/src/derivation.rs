@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use dora_core::derive::{
     attribute_failure, change_sets, concerns, stream_verdicts, ChangeSet, CommitGraph, FailureRule,
-    Verdict,
+    FailureScope, Named, Verdict,
 };
 use dora_core::metrics::Counted;
 use dora_core::metrics::{DeploymentFact, FailureFact};
@@ -130,12 +130,7 @@ async fn verdicts_and_neighbours(
         .await?
         .into_iter()
         .filter(|f| {
-            let named = if f.services.is_empty() {
-                f.team.as_deref().is_some_and(|t| teams.contains(t))
-            } else {
-                f.services.contains(&own.service)
-            };
-            named && (f.env.is_none() || f.env == own.env)
+            FailureScope::of(f).concerns(&own.service, own.env.as_deref(), |t| teams.contains(t))
         })
         .collect();
     let mut attributed: HashMap<String, Vec<(String, FailureRule)>> = HashMap::new();
@@ -588,20 +583,18 @@ pub async fn failures(
         .filter(|(stream, _)| selected.contains(stream))
         .filter_map(|(stream, team)| Some((team.as_deref()?, stream.env.as_deref())))
         .collect();
-    let env_of = |f: &Failure, pairs: &HashSet<(&str, Option<&str>)>, name: &str| match &f.env {
-        Some(env) => pairs.contains(&(name, Some(env.as_str()))),
+    // Whether a name deploys in env (`None`: in any env).
+    let deploys = |pairs: &HashSet<(&str, Option<&str>)>, name: &str, env: Option<&str>| match env {
+        Some(env) => pairs.contains(&(name, Some(env))),
         None => pairs.iter().any(|(n, _)| *n == name),
     };
     let failures = resolved
         .into_iter()
         .filter(|f| {
-            if f.services.is_empty() {
-                f.team
-                    .as_deref()
-                    .is_some_and(|team| env_of(f, &team_envs, team))
-            } else {
-                f.services.iter().any(|s| env_of(f, &service_envs, s))
-            }
+            FailureScope::of(f).concerns_any(
+                |service, env| deploys(&service_envs, service, env),
+                |team, env| deploys(&team_envs, team, env),
+            )
         })
         .map(|f| FailureFact {
             id: f.id,
@@ -618,39 +611,36 @@ async fn candidates_for(
     failure: &Failure,
     loaded: &mut HashMap<StreamKey, Vec<StoredDeployment>>,
 ) -> StoreResult<Vec<StoredDeployment>> {
-    if let (false, Some(env)) = (failure.services.is_empty(), &failure.env) {
-        // The common case, straight from the streams' index; a stream's failures mostly name
-        // the same streams, so each is read once.
-        let mut candidates = Vec::new();
-        for service in &failure.services {
-            let stream = StreamKey {
-                service: service.clone(),
-                env: Some(env.clone()),
-            };
-            if !loaded.contains_key(&stream) {
-                let deployments = store.stream_deployments(&stream).await?;
-                loaded.insert(stream.clone(), deployments);
+    let scope = FailureScope::of(failure);
+    let who = match (scope.named, scope.env) {
+        (Named::Services(services), Some(env)) => {
+            // The common case, straight from the streams' index; a stream's failures mostly
+            // name the same streams, so each is read once.
+            let mut candidates = Vec::new();
+            for service in services {
+                let stream = StreamKey {
+                    service: service.clone(),
+                    env: Some(env.to_string()),
+                };
+                if !loaded.contains_key(&stream) {
+                    let deployments = store.stream_deployments(&stream).await?;
+                    loaded.insert(stream.clone(), deployments);
+                }
+                candidates.extend(loaded.get(&stream).into_iter().flatten().cloned());
             }
-            candidates.extend(loaded.get(&stream).into_iter().flatten().cloned());
+            return Ok(candidates);
         }
-        return Ok(candidates);
-    }
-    let mut filter = Vec::new();
-    if failure.services.is_empty() {
-        match &failure.team {
-            Some(team) => filter.push(Query::field("team", team)),
-            None => return Ok(Vec::new()),
-        }
-    } else {
-        filter.push(Query::Or(
-            failure
-                .services
+        (Named::Services(services), _) => Query::Or(
+            services
                 .iter()
                 .map(|s| Query::field("service", s))
                 .collect(),
-        ));
-    }
-    if let Some(env) = &failure.env {
+        ),
+        (Named::Team(team), _) => Query::field("team", team),
+        (Named::Nobody, _) => return Ok(Vec::new()),
+    };
+    let mut filter = vec![who];
+    if let Some(env) = scope.env {
         filter.push(Query::field("env", env));
     }
     store

@@ -9,7 +9,7 @@ mod datadog;
 pub mod error;
 mod gitlab;
 mod guard;
-mod native;
+pub mod native;
 pub mod openapi;
 pub mod ratelimit;
 pub mod telemetry;

@@ -374,6 +374,17 @@ pub struct DirtyStream {
     pub seq: i64,
 }
 
+/// What is still to derive (`GET /api/v1/status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staleness {
+    /// Streams whose facts are stale.
+    pub streams: u64,
+    /// How long the oldest stale mark has waited, by the database's clock; `None`: no mark.
+    pub oldest_mark_age: Option<Nanos>,
+    /// Days whose tallies are stale.
+    pub days: u64,
+}
+
 /// Which stored deployment facts to read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FactQuery {
@@ -489,8 +500,14 @@ pub trait Store: Send + Sync + 'static {
     /// marks every stream dirty (in the same transaction) and returns `true`.
     async fn settle_fact_setting(&self, name: &str, value: i64) -> StoreResult<bool>;
 
+    /// What is still to derive: stale streams and days.
+    async fn staleness(&self) -> StoreResult<Staleness>;
+
     /// Answers when the database does (`/readyz`).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Which database this is: `sqlite` or `postgres`.
+    fn kind(&self) -> &'static str;
 
     /// Figures of the write path (`/metrics`).
     fn write_stats(&self) -> WriteStats;

@@ -130,7 +130,8 @@ pub fn failures_resolved() -> String {
 }
 
 /// Failures naming service `?1` or one of teams `?2`… (`teams` placeholders), by the attribute
-/// index rather than a scan, in start order.
+/// index rather than a scan, in start order: a superset of those whose
+/// `dora_core::derive::FailureScope` concerns the stream, which the engine then asks.
 pub fn failures_naming(teams: usize) -> String {
     let team_values: Vec<String> = (0..teams).map(|i| format!("?{}", i + 2)).collect();
     let by_team = if teams == 0 {
@@ -308,12 +309,14 @@ const MARK_SELECTED: &str = "INSERT INTO dirty_streams (service, env) \
 pub const MARK_STREAM: &str =
     "INSERT INTO dirty_streams (service, env) VALUES (?1, COALESCE(?2, ''))";
 
-/// Every stream of a service, or only its stream in env `?2` when not NULL.
+/// Every stream of a service, or only its stream in env `?2` when not NULL (a failure scope
+/// naming services).
 pub fn mark_streams_of_service() -> String {
     format!("{MARK_SELECTED} WHERE service = ?1 AND (CAST(?2 AS TEXT) IS NULL OR env = ?2)")
 }
 
-/// Every stream holding a deployment of team `?1` (in env `?2` when not NULL).
+/// Every stream holding a deployment of team `?1` (in env `?2` when not NULL): a failure scope
+/// naming a team.
 pub fn mark_streams_of_team() -> String {
     format!(
         "{MARK_SELECTED} WHERE pk IN (SELECT owner_pk FROM deployment_attrs \
@@ -339,6 +342,24 @@ pub fn mark_all_streams() -> String {
 /// Each stale stream once, with the newest mark.
 pub const DIRTY_STREAMS: &str = "SELECT service, env, MAX(seq) FROM dirty_streams \
     GROUP BY service, env ORDER BY service, env";
+/// How many streams and days are stale, and the age of the oldest stream mark, by the
+/// database's clock (the one the marks' default reads).
+pub fn staleness(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT service, env FROM dirty_streams)), \
+             CAST(unixepoch('subsec') * 1000000000 AS INTEGER) \
+                 - (SELECT MIN(marked_at) FROM dirty_streams), \
+             (SELECT COUNT(DISTINCT day) FROM dirty_days)"
+        }
+        Dialect::Postgres => {
+            "SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT service, env FROM dirty_streams) s), \
+             (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint \
+                 - (SELECT MIN(marked_at) FROM dirty_streams), \
+             (SELECT COUNT(DISTINCT day) FROM dirty_days)"
+        }
+    }
+}
 pub const NEWEST_MARK: &str = "SELECT MAX(seq) FROM dirty_streams WHERE service = ?1 AND env = ?2";
 /// Whether a write marked the stream after mark `?3` (then a re-derivation is out of date).
 pub const MARKED_SINCE: &str = "SELECT EXISTS (SELECT 1 FROM dirty_streams \

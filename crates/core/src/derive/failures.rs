@@ -76,17 +76,80 @@ pub struct Attribution {
     pub rule: FailureRule,
 }
 
-/// Could this failure be about this deployment at all: one of its services (or its team, when
-/// it names no services) and its env (when it names one).
+/// Whom a failure names: the services it lists, or, listing none, its team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named<'a> {
+    Services(&'a [String]),
+    Team(&'a str),
+    /// Neither: the failure concerns no deployment.
+    Nobody,
+}
+
+/// The one rule of which deployments a failure can concern at all: those of the services it
+/// names (or, naming none, of its team), in its env when it names one. Everything that finds,
+/// marks or filters the failures of a deployment asks this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureScope<'a> {
+    pub named: Named<'a>,
+    /// `None`: every env.
+    pub env: Option<&'a str>,
+}
+
+impl<'a> FailureScope<'a> {
+    /// The scope of a failure with these fields (as a store row holds them).
+    pub fn new(services: &'a [String], team: Option<&'a str>, env: Option<&'a str>) -> Self {
+        let named = match (services.is_empty(), team) {
+            (false, _) => Named::Services(services),
+            (true, Some(team)) => Named::Team(team),
+            (true, None) => Named::Nobody,
+        };
+        Self { named, env }
+    }
+
+    pub fn of(failure: &'a Failure) -> Self {
+        Self::new(
+            &failure.services,
+            failure.team.as_deref(),
+            failure.env.as_deref(),
+        )
+    }
+
+    /// Whether it concerns a deployment of `service` to `env` by a team `team` accepts.
+    pub fn concerns(&self, service: &str, env: Option<&str>, team: impl Fn(&str) -> bool) -> bool {
+        let in_env = |wanted: Option<&str>| wanted.is_none() || wanted == env;
+        self.concerns_any(
+            |s, e| s == service && in_env(e),
+            |t, e| team(t) && in_env(e),
+        )
+    }
+
+    /// Whether it concerns any deployment of a set, asked by name through look-ups:
+    /// `service(name, env)` and `team(name, env)` say whether the set holds a deployment of
+    /// that service or team in `env` (`None`: in any env).
+    pub fn concerns_any(
+        &self,
+        service: impl Fn(&str, Option<&str>) -> bool,
+        team: impl Fn(&str, Option<&str>) -> bool,
+    ) -> bool {
+        match self.named {
+            Named::Services(services) => services.iter().any(|s| service(s, self.env)),
+            Named::Team(t) => team(t, self.env),
+            Named::Nobody => false,
+        }
+    }
+
+    /// Whether it concerns this deployment.
+    pub fn concerns_deployment(&self, stored: &StoredDeployment) -> bool {
+        let d = &stored.deployment;
+        self.concerns(&d.service, d.env.as_deref(), |t| {
+            d.team.as_deref() == Some(t)
+        })
+    }
+}
+
+/// Could this failure be about this deployment at all ([`FailureScope`]).
 pub fn concerns(failure: &Failure, stored: &StoredDeployment) -> bool {
-    let d = &stored.deployment;
-    let service_matches = if failure.services.is_empty() {
-        failure.team.is_some() && failure.team == d.team
-    } else {
-        failure.services.contains(&d.service)
-    };
-    let env_matches = failure.env.is_none() || failure.env == d.env;
-    service_matches && env_matches
+    FailureScope::of(failure).concerns_deployment(stored)
 }
 
 /// The one deployment a failure is blamed on (never several), among `candidates`: deployments
@@ -96,10 +159,11 @@ pub fn attribute_failure(
     candidates: &[&StoredDeployment],
     window: Nanos,
 ) -> Option<Attribution> {
+    let scope = FailureScope::of(failure);
     let relevant: Vec<&StoredDeployment> = candidates
         .iter()
         .copied()
-        .filter(|d| concerns(failure, d))
+        .filter(|d| scope.concerns_deployment(d))
         .collect();
     // The latest finished at or before the failure's start, else the earliest after it.
     let pick = |matching: Vec<&StoredDeployment>| -> Option<String> {

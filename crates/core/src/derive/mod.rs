@@ -10,7 +10,7 @@ mod tests;
 
 pub use changes::{change_sets, ChangeSet, ShippedCommit};
 pub use failures::{
-    attribute_failure, concerns, stream_verdicts, Attribution, FailureRule, RemediationLink,
-    Verdict, DEFAULT_FAILURE_WINDOW,
+    attribute_failure, concerns, stream_verdicts, Attribution, FailureRule, FailureScope, Named,
+    RemediationLink, Verdict, DEFAULT_FAILURE_WINDOW,
 };
 pub use graph::CommitGraph;

@@ -338,3 +338,52 @@ fn a_multi_service_failure_blames_one_deployment() {
     let found = attribute_failure(&both, &refs(&candidates), DEFAULT_FAILURE_WINDOW).unwrap();
     assert_eq!(found.deployment_id, "cart-1");
 }
+
+/// A failure naming services concerns their deployments only; naming none, its team's; in
+/// its env when it names one — asked of one deployment or of a set by look-ups, alike.
+#[test]
+fn a_failure_scope_names_services_else_its_team_in_its_env() {
+    let shop = deploy("d1", "a", 10);
+    let mut cart = deploy("d2", "a", 10);
+    cart.deployment.service = "cart".into();
+    cart.deployment.team = Some("checkout".into());
+    cart.deployment.env = Some("staging".into());
+    let cases = [
+        (vec!["shop"], None, None, [true, false]),
+        (vec!["shop", "cart"], None, None, [true, true]),
+        (vec!["shop", "cart"], None, Some("prod"), [true, false]),
+        (vec![], Some("checkout"), None, [false, true]),
+        (vec![], Some("checkout"), Some("prod"), [false, false]),
+        // Services win over the team.
+        (vec!["shop"], Some("checkout"), None, [true, false]),
+        (vec![], None, None, [false, false]),
+    ];
+    for (services, team, env, expected) in cases {
+        let mut f = failure(20);
+        f.services = services.iter().map(|s| s.to_string()).collect();
+        f.team = team.map(str::to_string);
+        f.env = env.map(str::to_string);
+        let scope = FailureScope::of(&f);
+        let deployments = [&shop, &cart];
+        for (d, expected) in deployments.iter().zip(expected) {
+            assert_eq!(concerns(&f, d), expected, "{f:?} {d:?}");
+        }
+        // The set of both, asked by name.
+        let has = |name: &str, env: Option<&str>, by_team: bool| {
+            deployments.iter().any(|d| {
+                let d = &d.deployment;
+                let who = if by_team {
+                    d.team.as_deref()
+                } else {
+                    Some(d.service.as_str())
+                };
+                who == Some(name) && (env.is_none() || env == d.env.as_deref())
+            })
+        };
+        assert_eq!(
+            scope.concerns_any(|s, e| has(s, e, false), |t, e| has(t, e, true)),
+            expected.contains(&true),
+            "{f:?}"
+        );
+    }
+}

@@ -567,10 +567,96 @@ async fn day_tallies_follow_the_facts() {
     );
 }
 
+/// What is still to derive is counted: stale streams, how long the oldest mark waited, stale
+/// days; and `GET /api/v1/status` (read scope) says so, and nothing once a read derived it.
+async fn status_counts_what_is_still_to_derive() {
+    let (store, _data) = spawn_store().await;
+    let store = store.as_ref();
+    let none = store.staleness().await.unwrap();
+    assert_eq!(
+        (none.streams, none.oldest_mark_age, none.days),
+        (0, None, 0)
+    );
+    for (id, env) in [
+        ("d-shop-prod-000001", "prod"),
+        ("d-shop-stag-000001", "staging"),
+    ] {
+        store
+            .put_deployment(deployment(id, "shop", Some(env), Some("backend")))
+            .await
+            .unwrap();
+    }
+    // A second write to one stream: still two streams.
+    store
+        .put_deployment(deployment("d-shop-prod-000002", "shop", Some("prod"), None))
+        .await
+        .unwrap();
+    let stale = store.staleness().await.unwrap();
+    assert_eq!(stale.streams, 2);
+    let age = stale.oldest_mark_age.expect("an age while marks wait");
+    // By the database's clock, since the first write: never negative, never a day.
+    assert!((-SECOND..86_400 * SECOND).contains(&age), "{age}");
+    let mut facts = vec![fact("d-shop-prod-000001", "shop", Some("prod"), vec![5])];
+    for stale in store.dirty_streams().await.unwrap() {
+        let facts = std::mem::take(&mut facts);
+        assert!(store.replace_stream_facts(stale, facts).await.unwrap());
+    }
+    let derived = store.staleness().await.unwrap();
+    assert_eq!((derived.streams, derived.oldest_mark_age), (0, None));
+    assert_eq!(derived.days, 1, "the day of the stored fact is to tally");
+
+    let app = spawn_app().await;
+    let expected_store = match app.store.kind() {
+        "sqlite" | "postgres" => app.store.kind(),
+        other => panic!("unknown store kind {other}"),
+    };
+    app.deploy(crate::helpers::deployment("shop", "prod", 10))
+        .await;
+    let status = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/status",
+            Some(&app.read),
+            None,
+        )
+        .await;
+    assert_eq!(status.status, 200, "{}", status.body);
+    let status: dora_server::native::status::Status = serde_json::from_value(status.body).unwrap();
+    assert_eq!(status.store, expected_store);
+    // The background refresh may have derived it already; a metric read surely has.
+    assert!(status.stale_streams <= 1, "{status:?}");
+    assert_eq!(
+        status.oldest_stale_write_age_s.is_some(),
+        status.stale_streams > 0
+    );
+    let metrics = app.get("/api/v1/metrics?service=shop").await;
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    let status: dora_server::native::status::Status =
+        serde_json::from_value(app.get("/api/v1/status").await.body).unwrap();
+    assert_eq!(
+        (
+            status.stale_streams,
+            status.oldest_stale_write_age_s,
+            status.stale_days
+        ),
+        (0, None, 0),
+        "{status:?}"
+    );
+    // Read scope: no token is 401.
+    let anonymous = app
+        .client
+        .get(format!("{}/api/v1/status", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
+
 conformance!(
     every_write_stales_the_streams_it_can_change,
     a_re_derivation_overtaken_by_a_write_is_not_stored,
     stored_facts_are_read_by_range_tier_project_group_and_query,
     a_failure_moves_to_the_deployment_closer_to_it,
     day_tallies_follow_the_facts,
+    status_counts_what_is_still_to_derive,
 );

@@ -7,6 +7,7 @@ mod deployments;
 mod explain;
 mod metrics;
 mod projects;
+pub mod status;
 mod tokens;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -21,5 +22,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(explain::routes())
         .merge(metrics::routes())
         .merge(projects::routes())
+        .merge(status::routes())
         .merge(tokens::routes())
 }

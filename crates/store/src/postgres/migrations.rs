@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token_lifecycle",
         include_str!("../../migrations/postgres/0009_token_lifecycle.sql"),
     ),
+    (
+        10,
+        "stale_since",
+        include_str!("../../migrations/postgres/0010_stale_since.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

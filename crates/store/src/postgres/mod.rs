@@ -7,6 +7,7 @@ mod migrations;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use dora_core::derive::{FailureScope, Named};
 use dora_core::metrics::DeploymentFact;
 use dora_core::model::{
     deployment_attributes, failure_attributes, Commit, Deployment, DeploymentPatch,
@@ -365,7 +366,7 @@ impl Store for PostgresStore {
         self.write(async |tx| {
             // What the failure concerned before a replacement, and what it concerns now.
             mark_streams_of_failure(tx, &f.id).await?;
-            mark_failure_scope(tx, &f.services, f.team.as_deref(), f.env.as_deref()).await?;
+            mark_failure_scope(tx, FailureScope::of(&f)).await?;
             let git = f.git.as_ref();
             let row = query_opt(
                 tx,
@@ -853,6 +854,22 @@ impl Store for PostgresStore {
         self.batches.stats(self.pool.status().waiting as u64)
     }
 
+    async fn staleness(&self) -> StoreResult<crate::Staleness> {
+        let rows = self.query(sql::staleness(Dialect::Postgres), &[]).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Database("no staleness row".into()))?;
+        Ok(crate::Staleness {
+            streams: u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0),
+            oldest_mark_age: row.try_get(1)?,
+            days: u64::try_from(row.try_get::<_, i64>(2)?).unwrap_or(0),
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let rows = self.query(sql::SCHEMA_VERSION, &[]).await?;
         let version: Option<i64> = rows
@@ -888,27 +905,25 @@ async fn mark_streams_of_failure(tx: &impl GenericClient, id: &str) -> StoreResu
     if let Some(row) = query_opt(tx, sql::FAILURE_SCOPE_BY_ID, &[&id]).await? {
         let services = json_list_text(&row.try_get::<_, String>(0)?)?;
         let (team, env): (Option<String>, Option<String>) = (row.try_get(1)?, row.try_get(2)?);
-        mark_failure_scope(tx, &services, team.as_deref(), env.as_deref()).await?;
+        let scope = FailureScope::new(&services, team.as_deref(), env.as_deref());
+        mark_failure_scope(tx, scope).await?;
     }
     Ok(())
 }
 
-/// Marks the streams a failure with these fields concerns: its services' (or, naming none,
-/// its team's) deployments, in its env when it has one.
-async fn mark_failure_scope(
-    tx: &impl GenericClient,
-    services: &[String],
-    team: Option<&str>,
-    env: Option<&str>,
-) -> StoreResult<()> {
-    if services.is_empty() {
-        if let Some(team) = team {
+/// Marks the streams a failure with this scope concerns.
+async fn mark_failure_scope(tx: &impl GenericClient, scope: FailureScope<'_>) -> StoreResult<()> {
+    let env = scope.env;
+    match scope.named {
+        Named::Services(services) => {
+            for service in sql::sorted_unique(services.iter().map(String::as_str)) {
+                execute(tx, &sql::mark_streams_of_service(), &[&service, &env]).await?;
+            }
+        }
+        Named::Team(team) => {
             execute(tx, &sql::mark_streams_of_team(), &[&team, &env]).await?;
         }
-        return Ok(());
-    }
-    for service in sql::sorted_unique(services.iter().map(String::as_str)) {
-        execute(tx, &sql::mark_streams_of_service(), &[&service, &env]).await?;
+        Named::Nobody => {}
     }
     Ok(())
 }

@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token_lifecycle",
         include_str!("../../migrations/sqlite/0009_token_lifecycle.sql"),
     ),
+    (
+        10,
+        "stale_since",
+        include_str!("../../migrations/sqlite/0010_stale_since.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.
@@ -89,4 +94,60 @@ pub fn check_or_run(conn: &mut Connection, migrate: bool) -> StoreResult<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 10 keeps the stale marks, stamps them, and never lets `seq` go back — also
+    /// when the marks were all claimed before it ran.
+    #[test]
+    fn stale_marks_are_carried_over_with_their_sequence() {
+        for keep_marks in [true, false] {
+            let conn = Connection::open_in_memory().unwrap();
+            for &(version, _, sql) in &MIGRATIONS[..9] {
+                assert!(version < 10);
+                conn.execute_batch(sql).unwrap();
+            }
+            for service in ["shop", "cart", "api"] {
+                conn.execute(
+                    "INSERT INTO dirty_streams (service, env) VALUES (?1, 'prod')",
+                    [service],
+                )
+                .unwrap();
+            }
+            if !keep_marks {
+                conn.execute("DELETE FROM dirty_streams", []).unwrap();
+            }
+            conn.execute_batch(MIGRATIONS[9].2).unwrap();
+            let kept: Vec<(i64, String, i64)> = conn
+                .prepare("SELECT seq, service, marked_at FROM dirty_streams ORDER BY seq")
+                .unwrap()
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let now = dora_core::time::now();
+            if keep_marks {
+                let services: Vec<&str> = kept.iter().map(|(_, s, _)| s.as_str()).collect();
+                assert_eq!(services, ["shop", "cart", "api"]);
+                assert_eq!(kept[0].0, 1);
+            } else {
+                assert!(kept.is_empty());
+            }
+            for (_, _, marked_at) in &kept {
+                assert!((now - 60_000_000_000..=now + 60_000_000_000).contains(marked_at));
+            }
+            conn.execute(
+                "INSERT INTO dirty_streams (service, env) VALUES ('web', '')",
+                [],
+            )
+            .unwrap();
+            let newest: i64 = conn
+                .query_row("SELECT MAX(seq) FROM dirty_streams", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(newest, 4, "keep_marks={keep_marks}");
+        }
+    }
 }

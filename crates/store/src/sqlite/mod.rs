@@ -587,6 +587,24 @@ impl Store for SqliteStore {
         self.batches.stats(queued as u64)
     }
 
+    async fn staleness(&self) -> StoreResult<crate::Staleness> {
+        self.read(|conn| {
+            let staleness = conn.query_row(sql::staleness(Dialect::Sqlite), [], |row| {
+                Ok(crate::Staleness {
+                    streams: row.get(0)?,
+                    oldest_mark_age: row.get(1)?,
+                    days: row.get(2)?,
+                })
+            })?;
+            Ok(staleness)
+        })
+        .await
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.file.check()?;
         let version = self

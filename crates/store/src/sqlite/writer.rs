@@ -10,6 +10,7 @@ use dora_core::query::numeric_value;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use dora_core::derive::{FailureScope, Named};
 use dora_core::metrics::DeploymentFact;
 use dora_core::rollup;
 
@@ -297,7 +298,7 @@ fn put_deployment(tx: &Connection, d: &Deployment) -> StoreResult<()> {
 fn put_failure(tx: &Connection, f: &Failure) -> StoreResult<()> {
     // What the failure concerned before a replacement, and what it concerns now.
     mark_streams_of_failure(tx, &f.id)?;
-    mark_failure_scope(tx, &f.services, f.team.as_deref(), f.env.as_deref())?;
+    mark_failure_scope(tx, FailureScope::of(f))?;
     let git = f.git.as_ref();
     let pk: i64 = tx.prepare_cached(sql::PUT_FAILURE)?.query_row(
         params![
@@ -411,29 +412,29 @@ fn mark_streams_of_failure(tx: &Connection, id: &str) -> StoreResult<()> {
         .optional()?;
     if let Some((services, team, env)) = scope {
         let services = json_list_text(&services)?;
-        mark_failure_scope(tx, &services, team.as_deref(), env.as_deref())?;
+        mark_failure_scope(
+            tx,
+            FailureScope::new(&services, team.as_deref(), env.as_deref()),
+        )?;
     }
     Ok(())
 }
 
-/// Marks the streams a failure with these fields concerns: its services' (or, naming none,
-/// its team's) deployments, in its env when it has one.
-fn mark_failure_scope(
-    tx: &Connection,
-    services: &[String],
-    team: Option<&str>,
-    env: Option<&str>,
-) -> StoreResult<()> {
-    if services.is_empty() {
-        if let Some(team) = team {
+/// Marks the streams a failure with this scope concerns.
+fn mark_failure_scope(tx: &Connection, scope: FailureScope<'_>) -> StoreResult<()> {
+    let env = scope.env;
+    match scope.named {
+        Named::Services(services) => {
+            let mut mark = tx.prepare_cached(&sql::mark_streams_of_service())?;
+            for service in sql::sorted_unique(services.iter().map(String::as_str)) {
+                mark.execute(params![service, env])?;
+            }
+        }
+        Named::Team(team) => {
             tx.prepare_cached(&sql::mark_streams_of_team())?
                 .execute(params![team, env])?;
         }
-        return Ok(());
-    }
-    let mut mark = tx.prepare_cached(&sql::mark_streams_of_service())?;
-    for service in sql::sorted_unique(services.iter().map(String::as_str)) {
-        mark.execute(params![service, env])?;
+        Named::Nobody => {}
     }
     Ok(())
 }
