@@ -8,8 +8,10 @@ mod rows;
 mod sql;
 pub mod sqlite;
 mod tallies;
+mod write;
 
 pub use tallies::TallyQuery;
+pub use write::WriteOp;
 
 use std::sync::Arc;
 
@@ -24,7 +26,7 @@ use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Anything not known to be one of the [`Outage`]s.
     #[error("database error: {0}")]
@@ -400,23 +402,49 @@ pub struct FactQuery {
     pub filter: Query,
 }
 
+/// What a store holds. The writes are the same for every store: each is a [`WriteOp`] that the
+/// store commits with the statements both stores share (`write.rs`); a store implements how it
+/// commits them, and the reads.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Commits one write, answered once it is durable: how many rows it applied to (0 when
+    /// its target did not exist).
+    async fn write(&self, op: WriteOp) -> StoreResult<u64>;
+
     /// Inserts the deployment, or replaces the one with the same id (keeping PATCH data).
-    async fn put_deployment(&self, deployment: Deployment) -> StoreResult<()>;
+    async fn put_deployment(&self, deployment: Deployment) -> StoreResult<()> {
+        self.write(WriteOp::PutDeployment(deployment))
+            .await
+            .map(drop)
+    }
     /// [`Store::put_deployment`] for each, in order, in one transaction: all or none.
-    async fn put_deployments(&self, deployments: Vec<Deployment>) -> StoreResult<()>;
+    async fn put_deployments(&self, deployments: Vec<Deployment>) -> StoreResult<()> {
+        self.write(WriteOp::PutDeployments(deployments))
+            .await
+            .map(drop)
+    }
     /// Inserts the failure, or replaces the one with the same id (that is how one gets resolved).
-    async fn put_failure(&self, failure: Failure) -> StoreResult<()>;
+    async fn put_failure(&self, failure: Failure) -> StoreResult<()> {
+        self.write(WriteOp::PutFailure(failure)).await.map(drop)
+    }
     /// Applies a PATCH; `false` when no deployment matches the selector.
     async fn patch_deployment(
         &self,
         selector: DeploymentSelector,
         patch: DeploymentPatch,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let patched = self.write(WriteOp::Patch(selector, patch)).await?;
+        Ok(patched > 0)
+    }
     /// `false` when there was no such deployment.
-    async fn delete_deployment(&self, id: &str) -> StoreResult<bool>;
-    async fn delete_failure(&self, id: &str) -> StoreResult<bool>;
+    async fn delete_deployment(&self, id: &str) -> StoreResult<bool> {
+        let op = WriteOp::DeleteDeployment(id.to_string());
+        Ok(self.write(op).await? > 0)
+    }
+    async fn delete_failure(&self, id: &str) -> StoreResult<bool> {
+        let op = WriteOp::DeleteFailure(id.to_string());
+        Ok(self.write(op).await? > 0)
+    }
 
     async fn get_deployment(&self, id: &str) -> StoreResult<Option<StoredDeployment>>;
     async fn get_failure(&self, id: &str) -> StoreResult<Option<Failure>>;
@@ -430,7 +458,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts commits, ignoring those already stored (same repository and sha); returns how
     /// many were new. All or nothing.
-    async fn put_commits(&self, commits: Vec<Commit>) -> StoreResult<u64>;
+    async fn put_commits(&self, commits: Vec<Commit>) -> StoreResult<u64> {
+        self.write(WriteOp::PutCommits(commits)).await
+    }
     /// Which of these shas the repository already has.
     async fn known_commits(&self, repository_id: &str, shas: &[String])
         -> StoreResult<Vec<String>>;
@@ -440,24 +470,47 @@ pub trait Store: Send + Sync + 'static {
     /// Admin overrides of env tiers (env name → tier).
     async fn env_tiers(&self) -> StoreResult<Vec<(String, Tier)>>;
     /// Sets (or with `None` removes) the tier of an env; `false` when removing one not set.
-    async fn set_env_tier(&self, env: &str, tier: Option<Tier>) -> StoreResult<bool>;
+    async fn set_env_tier(&self, env: &str, tier: Option<Tier>) -> StoreResult<bool> {
+        let op = WriteOp::SetEnvTier(env.to_string(), tier);
+        Ok(self.write(op).await? > 0)
+    }
 
     /// Every distinct (repository id, service) deployments name: what projects are made of.
     async fn project_sources(&self) -> StoreResult<Vec<(Option<String>, String)>>;
 
-    async fn create_token(&self, token: TokenRecord) -> StoreResult<()>;
+    async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {
+        let only_first = false;
+        let op = WriteOp::CreateToken { token, only_first };
+        self.write(op).await.map(drop)
+    }
     /// Creates the token only if there is none at all, atomically even across processes
     /// starting together; `false` when some token already existed.
-    async fn create_first_token(&self, token: TokenRecord) -> StoreResult<bool>;
+    async fn create_first_token(&self, token: TokenRecord) -> StoreResult<bool> {
+        let only_first = true;
+        let op = WriteOp::CreateToken { token, only_first };
+        Ok(self.write(op).await? > 0)
+    }
     /// The token with this id (revoked and expired ones included).
     async fn find_token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
     /// Every token, oldest first.
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
     /// Revokes a token at `at`; `false` when there is no such token or it was revoked already.
-    async fn revoke_token(&self, id: &str, at: Nanos) -> StoreResult<bool>;
+    async fn revoke_token(&self, id: &str, at: Nanos) -> StoreResult<bool> {
+        let op = WriteOp::RevokeToken {
+            id: id.to_string(),
+            at,
+        };
+        Ok(self.write(op).await? > 0)
+    }
     /// Records that the token was used at `at`, unless it was recorded since `at − TOKEN_USE_GRAIN`
     /// (so a busy token costs one write a minute, not one a request).
-    async fn touch_token(&self, id: &str, at: Nanos) -> StoreResult<()>;
+    async fn touch_token(&self, id: &str, at: Nanos) -> StoreResult<()> {
+        let op = WriteOp::TouchToken {
+            id: id.to_string(),
+            at,
+        };
+        self.write(op).await.map(drop)
+    }
     async fn count_tokens(&self) -> StoreResult<u64>;
 
     // Derived facts, kept per stream. Every write above marks the streams it can change as
@@ -468,7 +521,9 @@ pub trait Store: Send + Sync + 'static {
     /// The newest mark of one stream; `None` when it is clean.
     async fn newest_mark(&self, stream: &StreamKey) -> StoreResult<Option<i64>>;
     /// Marks streams stale (a recomputation found it changed what other streams depend on).
-    async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()>;
+    async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()> {
+        self.write(WriteOp::MarkDirty(streams)).await.map(drop)
+    }
     /// Replaces the facts of a stream — only if its newest mark is still `dirty.seq` (no write
     /// since, no other re-derivation stored since), which then makes it clean; `false`
     /// (nothing written) otherwise. Only facts that changed are written, and their days marked
@@ -477,7 +532,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         dirty: DirtyStream,
         facts: Vec<DeploymentFact>,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let op = WriteOp::ReplaceFacts(dirty, facts);
+        Ok(self.write(op).await? > 0)
+    }
     /// The stored facts of one stream, in finish order.
     async fn stream_facts(&self, stream: &StreamKey) -> StoreResult<Vec<DeploymentFact>>;
     /// The deployments of one stream, in finish order.
@@ -493,12 +551,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<(StreamKey, Option<String>)>>;
     /// Tallies again up to `days` of the days whose facts changed (oldest first), each from
     /// all the facts of the day; returns how many it tallied (0: none was stale).
-    async fn refresh_day_tallies(&self, days: usize) -> StoreResult<usize>;
+    async fn refresh_day_tallies(&self, days: usize) -> StoreResult<usize> {
+        let tallied = self.write(WriteOp::TallyDays(days)).await?;
+        Ok(usize::try_from(tallied).unwrap_or(usize::MAX))
+    }
     /// The stored day tallies a query asks for, in day order (then tier).
     async fn read_day_tallies(&self, query: &TallyQuery) -> StoreResult<Vec<DayTally>>;
     /// Records a setting the facts are derived with; when it differs from the stored one,
     /// marks every stream dirty (in the same transaction) and returns `true`.
-    async fn settle_fact_setting(&self, name: &str, value: i64) -> StoreResult<bool>;
+    async fn settle_fact_setting(&self, name: &str, value: i64) -> StoreResult<bool> {
+        let op = WriteOp::SettleFactSetting(name.to_string(), value);
+        Ok(self.write(op).await? > 0)
+    }
 
     /// What is still to derive: stale streams and days.
     async fn staleness(&self) -> StoreResult<Staleness>;

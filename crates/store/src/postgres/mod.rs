@@ -1,29 +1,26 @@
 //! The PostgreSQL store, for many stateless server processes on one database. Every write is
-//! one transaction on a pooled connection, answered after its commit; PostgreSQL's own group
-//! commit batches the fsyncs. Nothing is cached in the process: any node sees every other's
-//! writes at once.
+//! one transaction on a pooled connection (the statements shared with SQLite, `write.rs`),
+//! answered after its commit; PostgreSQL's own group commit batches the fsyncs. Nothing is
+//! cached in the process: any node sees every other's writes at once.
 
 mod migrations;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
-use dora_core::derive::{FailureScope, Named};
 use dora_core::metrics::DeploymentFact;
-use dora_core::model::{
-    deployment_attributes, failure_attributes, Commit, Deployment, DeploymentPatch,
-    DeploymentSelector, Failure, ListQuery, StoredDeployment,
-};
-use dora_core::query::numeric_value;
-use dora_core::rollup::{self, DayTally};
+use dora_core::model::{Commit, Failure, ListQuery, StoredDeployment};
+use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
-use tokio_postgres::types::ToSql;
+
+use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
 use crate::query_sql::{Dialect, SqlParam};
-use crate::rows::{encode_nanos, json_list_text, to_json_list, Columns};
+use crate::rows::Columns;
 use crate::sql::{self, for_postgres, EventTable};
 use crate::tallies;
+use crate::write::{self, Lock, Param, Tx, WriteOp};
 use crate::{
     DirtyStream, FactQuery, Outage, Store, StoreError, StoreOptions, StoreResult, StreamKey,
     TallyQuery, TokenRecord,
@@ -43,6 +40,82 @@ pub struct PostgresStore {
     health: crate::WriteHealth,
     /// Every write is a commit of its own: batches of one.
     batches: crate::BatchCounter,
+}
+
+/// Commits one write on a pooled connection: its own transaction, answered after the commit
+/// (PostgreSQL's group commit shares the fsyncs of concurrent ones).
+async fn commit(client: &deadpool_postgres::Object, op: &WriteOp) -> StoreResult<u64> {
+    let mut results = write::commit(&PgTx(client), &[op]).await?;
+    results
+        .pop()
+        .unwrap_or_else(|| Err(StoreError::Database("the write was not answered".into())))
+}
+
+/// A pooled connection as the shared writes use it.
+struct PgTx<'a>(&'a deadpool_postgres::Object);
+
+impl PgTx<'_> {
+    fn refs<'p>(params: &'p [Param<'p>]) -> Vec<&'p (dyn ToSql + Sync)> {
+        params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+    }
+}
+
+impl ToSql for Param<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match *self {
+            Param::Null => Ok(IsNull::Yes),
+            Param::Int(n) => n.to_sql(ty, out),
+            Param::Real(x) => x.to_sql(ty, out),
+            Param::Bool(b) => b.to_sql(ty, out),
+            Param::Text(text) => text.to_sql(ty, out),
+            Param::Blob(bytes) => bytes.to_sql(ty, out),
+        }
+    }
+
+    /// The shared SQL gives each parameter its column's type; the value's own `to_sql`
+    /// checks it.
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+impl Tx for PgTx<'_> {
+    type Row = Row;
+
+    async fn execute(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<u64> {
+        let statement = self.0.prepare_cached(&for_postgres(sql)).await?;
+        Ok(self.0.execute(&statement, &Self::refs(params)).await?)
+    }
+
+    async fn query(&self, sql: &str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
+        let statement = self.0.prepare_cached(&for_postgres(sql)).await?;
+        Ok(self.0.query(&statement, &Self::refs(params)).await?)
+    }
+
+    async fn lock(&self, lock: Lock) -> StoreResult<()> {
+        let key = match lock {
+            Lock::FirstToken => FIRST_TOKEN_LOCK,
+            Lock::DayTally => DAY_TALLY_LOCK,
+        };
+        self.0
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&key])
+            .await?;
+        Ok(())
+    }
+
+    async fn begin(&self) -> StoreResult<()> {
+        self.control("BEGIN").await
+    }
+
+    async fn control(&self, sql: &'static str) -> StoreResult<()> {
+        Ok(self.0.batch_execute(sql).await?)
+    }
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -203,27 +276,6 @@ impl PostgresStore {
         Ok((client, guard))
     }
 
-    /// Runs one write in its own transaction.
-    async fn write<T>(
-        &self,
-        op: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> StoreResult<T>,
-    ) -> StoreResult<T> {
-        let result = async {
-            let (mut client, guard) = self.connection().await?;
-            let tx = client.transaction().await?;
-            let result = op(&tx).await?;
-            tx.commit().await?;
-            guard.done();
-            Ok(result)
-        }
-        .await;
-        self.health.record(&result);
-        if result.is_ok() {
-            self.batches.record(1);
-        }
-        result
-    }
-
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
         let (client, guard) = self.connection().await?;
         let statement = client.prepare_cached(&for_postgres(sql)).await?;
@@ -255,51 +307,6 @@ impl Drop for CancelGuard {
             }
         });
     }
-}
-
-async fn execute(
-    tx: &impl GenericClient,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> StoreResult<u64> {
-    let statement = tx.prepare_cached(&for_postgres(sql)).await?;
-    Ok(tx.execute(&statement, params).await?)
-}
-
-async fn query(
-    tx: &impl GenericClient,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> StoreResult<Vec<Row>> {
-    let statement = tx.prepare_cached(&for_postgres(sql)).await?;
-    Ok(tx.query(&statement, params).await?)
-}
-
-async fn query_opt(
-    tx: &impl GenericClient,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> StoreResult<Option<Row>> {
-    let statement = tx.prepare_cached(&for_postgres(sql)).await?;
-    Ok(tx.query_opt(&statement, params).await?)
-}
-
-/// Replaces the searchable attributes of one event.
-async fn put_attrs(
-    tx: &impl GenericClient,
-    table: &EventTable,
-    owner: i64,
-    attrs: &[(String, String)],
-) -> StoreResult<()> {
-    execute(tx, &sql::delete_attrs(table), &[&owner]).await?;
-    let insert = tx
-        .prepare_cached(&for_postgres(&sql::insert_attr(table)))
-        .await?;
-    for (key, value) in attrs {
-        tx.execute(&insert, &[&owner, key, value, &numeric_value(value)])
-            .await?;
-    }
-    Ok(())
 }
 
 fn boxed(params: &[SqlParam]) -> Vec<Box<dyn ToSql + Sync + Send>> {
@@ -348,109 +355,24 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn put_deployment(&self, d: Deployment) -> StoreResult<()> {
-        self.write(async |tx| put_deployment(tx, &d).await).await
+    /// Commits the write in its own transaction on a pooled connection.
+    async fn write(&self, op: WriteOp) -> StoreResult<u64> {
+        let result = async {
+            let (client, guard) = self.connection().await?;
+            let result = commit(&client, &op).await;
+            guard.done();
+            result
+        }
+        .await;
+        self.health.record(&result);
+        if result.is_ok() {
+            self.batches.record(1);
+        }
+        result
     }
 
-    async fn put_deployments(&self, deployments: Vec<Deployment>) -> StoreResult<()> {
-        self.write(async |tx| {
-            for d in &deployments {
-                put_deployment(tx, d).await?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn put_failure(&self, f: Failure) -> StoreResult<()> {
-        self.write(async |tx| {
-            // What the failure concerned before a replacement, and what it concerns now.
-            mark_streams_of_failure(tx, &f.id).await?;
-            mark_failure_scope(tx, FailureScope::of(&f)).await?;
-            let git = f.git.as_ref();
-            let row = query_opt(
-                tx,
-                sql::PUT_FAILURE,
-                &[
-                    &f.id,
-                    &f.name,
-                    &to_json_list(&f.services),
-                    &f.team,
-                    &f.env,
-                    &f.severity,
-                    &f.started_at,
-                    &f.finished_at,
-                    &f.version,
-                    &git.map(|g| &g.repository_url),
-                    &git.map(|g| &g.repository_id),
-                    &git.map(|g| &g.commit_sha),
-                    &to_json_list(&f.custom_tags),
-                    &f.source,
-                    &dora_core::time::now(),
-                ],
-            )
-            .await?
-            .ok_or_else(|| StoreError::Database("upsert returned no row".into()))?;
-            let pk: i64 = row.try_get(0)?;
-            put_attrs(tx, &sql::FAILURES, pk, &failure_attributes(&f)).await
-        })
-        .await
-    }
-
-    async fn patch_deployment(
-        &self,
-        selector: DeploymentSelector,
-        patch: DeploymentPatch,
-    ) -> StoreResult<bool> {
-        self.write(async |tx| {
-            let row = match &selector {
-                DeploymentSelector::Id(id) => {
-                    query_opt(tx, sql::DEPLOYMENT_PK_BY_ID, &[id]).await?
-                }
-                DeploymentSelector::Version {
-                    service,
-                    env,
-                    version,
-                } => query_opt(tx, sql::DEPLOYMENT_PK_BY_VERSION, &[service, env, version]).await?,
-            };
-            let Some(row) = row else { return Ok(false) };
-            let pk: i64 = row.try_get(0)?;
-            if let Some(stream) = query_opt(tx, sql::DEPLOYMENT_STREAM_BY_PK, &[&pk]).await? {
-                let (service, env): (String, Option<String>) =
-                    (stream.try_get(0)?, stream.try_get(1)?);
-                execute(tx, sql::MARK_STREAM, &[&service, &env]).await?;
-            }
-            if let Some(change_failure) = patch.change_failure {
-                execute(tx, sql::SET_CHANGE_FAILURE, &[&change_failure, &pk]).await?;
-            }
-            if let Some(remediation) = &patch.remediation {
-                let (id, version) = remediation.target.id_and_version();
-                execute(
-                    tx,
-                    sql::SET_REMEDIATION,
-                    &[&remediation.kind.as_str(), &id, &version, &pk],
-                )
-                .await?;
-            }
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn delete_deployment(&self, id: &str) -> StoreResult<bool> {
-        self.write(async |tx| {
-            mark_stream_of_deployment(tx, id).await?;
-            delete(tx, &sql::DEPLOYMENTS, id).await
-        })
-        .await
-    }
-
-    async fn delete_failure(&self, id: &str) -> StoreResult<bool> {
-        self.write(async |tx| {
-            mark_streams_of_failure(tx, id).await?;
-            delete(tx, &sql::FAILURES, id).await
-        })
-        .await
+    fn write_stats(&self) -> crate::WriteStats {
+        self.batches.stats(self.pool.status().waiting as u64)
     }
 
     async fn get_deployment(&self, id: &str) -> StoreResult<Option<StoredDeployment>> {
@@ -486,55 +408,6 @@ impl Store for PostgresStore {
         rows.iter().map(crate::rows::failure).collect()
     }
 
-    async fn put_commits(&self, commits: Vec<Commit>) -> StoreResult<u64> {
-        self.write(async |tx| {
-            let insert = tx.prepare_cached(&for_postgres(sql::INSERT_COMMIT)).await?;
-            let update = tx
-                .prepare_cached(&for_postgres(sql::SET_COMMIT_MERGE_REQUEST))
-                .await?;
-            let mut new = 0;
-            for c in &commits {
-                let mr = c.merge_request.as_ref();
-                let (number, created, merged) = (
-                    mr.map(|m| m.number),
-                    mr.and_then(|m| m.created_at),
-                    mr.and_then(|m| m.merged_at),
-                );
-                let inserted = tx
-                    .execute(
-                        &insert,
-                        &[
-                            &c.repository_id,
-                            &c.sha,
-                            &c.parents.join(" "),
-                            &c.authored_at,
-                            &c.committed_at,
-                            &c.author,
-                            &c.subject,
-                            &number,
-                            &created,
-                            &merged,
-                        ],
-                    )
-                    .await?;
-                if inserted > 0 {
-                    new += 1;
-                } else if mr.is_some() {
-                    tx.execute(
-                        &update,
-                        &[&c.repository_id, &c.sha, &number, &created, &merged],
-                    )
-                    .await?;
-                }
-            }
-            for repository in sql::distinct_repositories(&commits) {
-                execute(tx, &sql::mark_streams_of_repository(), &[&repository]).await?;
-            }
-            Ok(new)
-        })
-        .await
-    }
-
     async fn known_commits(
         &self,
         repository_id: &str,
@@ -561,68 +434,11 @@ impl Store for PostgresStore {
         rows.iter().map(crate::rows::env_tier).collect()
     }
 
-    async fn set_env_tier(&self, env: &str, tier: Option<Tier>) -> StoreResult<bool> {
-        self.write(async |tx| {
-            let changed = match tier {
-                Some(tier) => execute(tx, sql::SET_ENV_TIER, &[&env, &tier.as_str()]).await?,
-                None => execute(tx, sql::DELETE_ENV_TIER, &[&env]).await?,
-            };
-            execute(tx, &sql::mark_streams_of_env(), &[&env]).await?;
-            Ok(changed > 0)
-        })
-        .await
-    }
-
     async fn project_sources(&self) -> StoreResult<Vec<(Option<String>, String)>> {
         let rows = self.query(sql::PROJECT_SOURCES, &[]).await?;
         rows.iter()
             .map(|row| Ok((row.text(0)?, row.required_text(1)?)))
             .collect()
-    }
-
-    async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {
-        self.write(async |tx| {
-            execute(
-                tx,
-                sql::INSERT_TOKEN,
-                &[
-                    &token.id,
-                    &token.name,
-                    &token.hash,
-                    &token.scopes_text(),
-                    &token.created_at,
-                    &token.restrictions_text(),
-                    &token.expires_at,
-                ],
-            )
-            .await
-            .map(drop)
-        })
-        .await
-    }
-
-    async fn create_first_token(&self, token: TokenRecord) -> StoreResult<bool> {
-        self.write(async |tx| {
-            // Without the lock two nodes starting together would both see no token.
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FIRST_TOKEN_LOCK])
-                .await?;
-            let inserted = execute(
-                tx,
-                sql::INSERT_FIRST_TOKEN,
-                &[
-                    &token.id,
-                    &token.name,
-                    &token.hash,
-                    &token.scopes_text(),
-                    &token.created_at,
-                    &token.restrictions_text(),
-                    &token.expires_at,
-                ],
-            )
-            .await?;
-            Ok(inserted > 0)
-        })
-        .await
     }
 
     async fn find_token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
@@ -633,21 +449,6 @@ impl Store for PostgresStore {
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
         let rows = self.query(&sql::list_tokens(), &[]).await?;
         rows.iter().map(crate::rows::token).collect()
-    }
-
-    async fn revoke_token(&self, id: &str, at: Nanos) -> StoreResult<bool> {
-        self.write(async |tx| Ok(execute(tx, sql::REVOKE_TOKEN, &[&id, &at]).await? > 0))
-            .await
-    }
-
-    async fn touch_token(&self, id: &str, at: Nanos) -> StoreResult<()> {
-        let recent = at - crate::TOKEN_USE_GRAIN;
-        self.write(async |tx| {
-            execute(tx, sql::TOUCH_TOKEN, &[&id, &at, &recent])
-                .await
-                .map(drop)
-        })
-        .await
     }
 
     async fn count_tokens(&self) -> StoreResult<u64> {
@@ -679,68 +480,6 @@ impl Store for PostgresStore {
             Some(row) => Ok(row.try_get(0)?),
             None => Ok(None),
         }
-    }
-
-    async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()> {
-        self.write(async |tx| {
-            for stream in &streams {
-                execute(tx, sql::MARK_STREAM, &[&stream.service, &stream.env]).await?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn replace_stream_facts(
-        &self,
-        dirty: DirtyStream,
-        facts: Vec<DeploymentFact>,
-    ) -> StoreResult<bool> {
-        self.write(async |tx| {
-            let (service, env) = (&dirty.stream.service, dirty.stream.env_text());
-            let since = query_opt(tx, sql::MARKED_SINCE, &[service, &env, &dirty.seq]).await?;
-            if since.map(|row| row.try_get::<_, bool>(0)).transpose()? == Some(true) {
-                return Ok(false);
-            }
-            if execute(tx, sql::CLAIM_STREAM, &[service, &env, &dirty.seq]).await? == 0 {
-                return Ok(false);
-            }
-            let stored_rows = query(tx, &sql::stream_facts(), &[service, &env]).await?;
-            let stored = stored_rows
-                .iter()
-                .map(crate::rows::deployment_fact)
-                .collect::<StoreResult<Vec<_>>>()?;
-            let changes = tallies::fact_changes(stored, &facts);
-            for id in &changes.delete {
-                execute(tx, tallies::DELETE_FACT, &[id, service, &env]).await?;
-            }
-            let put = tx.prepare_cached(&for_postgres(sql::PUT_FACT)).await?;
-            for f in changes.put {
-                tx.execute(
-                    &put,
-                    &[
-                        &f.id,
-                        &f.finished_at,
-                        &f.service,
-                        &f.team,
-                        &f.env.as_deref().unwrap_or(""),
-                        &f.tier.as_str(),
-                        &f.project,
-                        &f.failed,
-                        &f.rework,
-                        &f.recovery_time,
-                        &encode_nanos(&f.lead_times),
-                        &encode_nanos(&f.merge_lead_times),
-                    ],
-                )
-                .await?;
-            }
-            for day in changes.days {
-                execute(tx, tallies::MARK_DAY, &[&day]).await?;
-            }
-            Ok(true)
-        })
-        .await
     }
 
     async fn stream_facts(&self, stream: &StreamKey) -> StoreResult<Vec<DeploymentFact>> {
@@ -782,76 +521,10 @@ impl Store for PostgresStore {
             .await
     }
 
-    async fn refresh_day_tallies(&self, days: usize) -> StoreResult<usize> {
-        self.write(async |tx| {
-            // One tallier at a time across nodes: each claims its days' marks before reading
-            // their facts, so a fact written meanwhile leaves a mark for the next one, and no
-            // tallier stores an older tally over a newer one.
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&DAY_TALLY_LOCK])
-                .await?;
-            let limit = i64::try_from(days).unwrap_or(i64::MAX);
-            let days = query(tx, tallies::DIRTY_DAYS, &[&limit]).await?;
-            let days = days
-                .iter()
-                .map(|row| row.required_int(0))
-                .collect::<StoreResult<Vec<i64>>>()?;
-            for &day in &days {
-                execute(tx, tallies::CLAIM_DAY, &[&day]).await?;
-                let (from, to) = tallies::day_range(day);
-                let rows = query(tx, &tallies::facts_between(), &[&from, &to]).await?;
-                let facts = rows
-                    .iter()
-                    .map(crate::rows::deployment_fact)
-                    .collect::<StoreResult<Vec<_>>>()?;
-                execute(tx, tallies::DELETE_DAY, &[&day]).await?;
-                let put = tx.prepare_cached(&for_postgres(tallies::PUT_TALLY)).await?;
-                for t in rollup::tally(&facts) {
-                    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-                    tx.execute(
-                        &put,
-                        &[
-                            &t.group,
-                            &t.tier.as_str(),
-                            &t.day,
-                            &count(t.deployments),
-                            &count(t.failed),
-                            &count(t.rework),
-                            &encode_nanos(&t.lead_times),
-                            &encode_nanos(&t.merge_lead_times),
-                            &encode_nanos(&t.recovery_times),
-                        ],
-                    )
-                    .await?;
-                }
-            }
-            Ok(days.len())
-        })
-        .await
-    }
-
     async fn read_day_tallies(&self, query: &TallyQuery) -> StoreResult<Vec<DayTally>> {
         let (sql, params) = tallies::tallies_query(query);
         self.query_with(&for_postgres(&sql), &params, tallies::day_tally)
             .await
-    }
-
-    async fn settle_fact_setting(&self, name: &str, value: i64) -> StoreResult<bool> {
-        self.write(async |tx| {
-            let stored = query_opt(tx, sql::FACT_SETTING, &[&name]).await?;
-            if let Some(row) = stored {
-                if row.try_get::<_, i64>(0)? == value {
-                    return Ok(false);
-                }
-            }
-            execute(tx, sql::SET_FACT_SETTING, &[&name, &value]).await?;
-            execute(tx, &sql::mark_all_streams(), &[]).await?;
-            Ok(true)
-        })
-        .await
-    }
-
-    fn write_stats(&self) -> crate::WriteStats {
-        self.batches.stats(self.pool.status().waiting as u64)
     }
 
     async fn staleness(&self) -> StoreResult<crate::Staleness> {
@@ -880,89 +553,6 @@ impl Store for PostgresStore {
         crate::check_schema(version, migrations::LATEST)?;
         self.health.check()
     }
-}
-
-async fn delete(tx: &impl GenericClient, table: &EventTable, id: &str) -> StoreResult<bool> {
-    let Some(row) = query_opt(tx, &sql::delete_event(table), &[&id]).await? else {
-        return Ok(false);
-    };
-    let pk: i64 = row.try_get(0)?;
-    execute(tx, &sql::delete_attrs(table), &[&pk]).await?;
-    Ok(true)
-}
-
-/// Marks the stream a stored deployment is in, if it exists.
-async fn mark_stream_of_deployment(tx: &impl GenericClient, id: &str) -> StoreResult<()> {
-    if let Some(row) = query_opt(tx, sql::DEPLOYMENT_STREAM_BY_ID, &[&id]).await? {
-        let (service, env): (String, Option<String>) = (row.try_get(0)?, row.try_get(1)?);
-        execute(tx, sql::MARK_STREAM, &[&service, &env]).await?;
-    }
-    Ok(())
-}
-
-/// Marks the streams a stored failure concerns, if it exists.
-async fn mark_streams_of_failure(tx: &impl GenericClient, id: &str) -> StoreResult<()> {
-    if let Some(row) = query_opt(tx, sql::FAILURE_SCOPE_BY_ID, &[&id]).await? {
-        let services = json_list_text(&row.try_get::<_, String>(0)?)?;
-        let (team, env): (Option<String>, Option<String>) = (row.try_get(1)?, row.try_get(2)?);
-        let scope = FailureScope::new(&services, team.as_deref(), env.as_deref());
-        mark_failure_scope(tx, scope).await?;
-    }
-    Ok(())
-}
-
-/// Marks the streams a failure with this scope concerns.
-async fn mark_failure_scope(tx: &impl GenericClient, scope: FailureScope<'_>) -> StoreResult<()> {
-    let env = scope.env;
-    match scope.named {
-        Named::Services(services) => {
-            for service in sql::sorted_unique(services.iter().map(String::as_str)) {
-                execute(tx, &sql::mark_streams_of_service(), &[&service, &env]).await?;
-            }
-        }
-        Named::Team(team) => {
-            execute(tx, &sql::mark_streams_of_team(), &[&team, &env]).await?;
-        }
-        Named::Nobody => {}
-    }
-    Ok(())
-}
-
-/// Inserts or replaces one deployment inside a transaction.
-async fn put_deployment(tx: &impl GenericClient, d: &Deployment) -> StoreResult<()> {
-    // A replacement may move the deployment to another stream: both change.
-    mark_stream_of_deployment(tx, &d.id).await?;
-    execute(tx, sql::MARK_STREAM, &[&d.service, &d.env]).await?;
-    let git = d.git.as_ref();
-    let row = query_opt(
-        tx,
-        sql::PUT_DEPLOYMENT,
-        &[
-            &d.id,
-            &d.service,
-            &d.env,
-            &d.team,
-            &d.version,
-            &d.started_at,
-            &d.finished_at,
-            &git.map(|g| &g.repository_url),
-            &git.map(|g| &g.repository_id),
-            &git.map(|g| &g.commit_sha),
-            &to_json_list(&d.custom_tags),
-            &d.source,
-            &dora_core::time::now(),
-        ],
-    )
-    .await?
-    .ok_or_else(|| StoreError::Database("upsert returned no row".into()))?;
-    let pk: i64 = row.try_get(0)?;
-    execute(
-        tx,
-        sql::PUT_PROJECT_SOURCE,
-        &[&git.map(|g| &g.repository_id), &d.service],
-    )
-    .await?;
-    put_attrs(tx, &sql::DEPLOYMENTS, pk, &deployment_attributes(d)).await
 }
 
 #[cfg(test)]

@@ -13,28 +13,24 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dora_core::metrics::DeploymentFact;
-use dora_core::model::{
-    Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, StoredDeployment,
-};
+use dora_core::model::{Commit, Failure, ListQuery, StoredDeployment};
 use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::query_sql::{Dialect, SqlParam};
 use crate::rows::Columns;
 use crate::sql;
 use crate::tallies;
+use crate::write::{WriteJob, WriteOp, WRITE_QUEUE};
 use crate::{
     DirtyStream, FactQuery, Outage, Store, StoreError, StoreOptions, StoreResult, StreamKey,
     TallyQuery, TokenRecord,
 };
 use rows::query_all;
-use writer::{WriteJob, WriteOp};
+use tokio::sync::{mpsc, oneshot};
 
-/// How many queued writes may wait for the writer before request handlers wait to enqueue.
-const WRITE_QUEUE: usize = 8192;
 /// Page cache of the writer connection, and of each reader (KiB).
 const WRITER_CACHE_KIB: i64 = 256 * 1024;
 const READER_CACHE_KIB: i64 = 32 * 1024;
@@ -45,9 +41,10 @@ const MMAP_BYTES: i64 = 256 * 1024 * 1024;
 const IDLE_READERS: usize = 8;
 
 pub struct SqliteStore {
+    /// The queue of the one writer thread.
     writes: mpsc::Sender<WriteJob>,
     readers: Arc<ReadPool>,
-    health: Arc<crate::WriteHealth>,
+    health: crate::WriteHealth,
     file: Arc<FileIdentity>,
     batches: Arc<crate::BatchCounter>,
 }
@@ -83,21 +80,10 @@ impl SqliteStore {
                 busy,
                 statement_timeout: options.statement_timeout,
             }),
-            health: Arc::default(),
+            health: crate::WriteHealth::default(),
             file,
             batches,
         })
-    }
-
-    async fn write(&self, op: WriteOp) -> StoreResult<u64> {
-        let (reply, answer) = oneshot::channel();
-        self.writes
-            .send(WriteJob { op, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        let result = answer.await.map_err(|_| StoreError::Closed)?;
-        self.health.record(&result);
-        result
     }
 
     /// Runs `f` on a read connection, interrupted past the statement timeout or as soon as the
@@ -268,42 +254,21 @@ fn first<T>(found: Vec<T>) -> Option<T> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn put_deployment(&self, deployment: Deployment) -> StoreResult<()> {
-        self.write(WriteOp::PutDeployment(deployment))
+    /// Queues the write for the writer thread and waits for its commit.
+    async fn write(&self, op: WriteOp) -> StoreResult<u64> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(WriteJob { op, reply })
             .await
-            .map(drop)
+            .map_err(|_| StoreError::Closed)?;
+        let result = answer.await.map_err(|_| StoreError::Closed)?;
+        self.health.record(&result);
+        result
     }
 
-    async fn put_deployments(&self, deployments: Vec<Deployment>) -> StoreResult<()> {
-        self.write(WriteOp::PutDeployments(deployments))
-            .await
-            .map(drop)
-    }
-
-    async fn put_failure(&self, failure: Failure) -> StoreResult<()> {
-        self.write(WriteOp::PutFailure(failure)).await.map(drop)
-    }
-
-    async fn patch_deployment(
-        &self,
-        selector: DeploymentSelector,
-        patch: DeploymentPatch,
-    ) -> StoreResult<bool> {
-        self.write(WriteOp::Patch(selector, patch))
-            .await
-            .map(|n| n > 0)
-    }
-
-    async fn delete_deployment(&self, id: &str) -> StoreResult<bool> {
-        self.write(WriteOp::DeleteDeployment(id.to_string()))
-            .await
-            .map(|n| n > 0)
-    }
-
-    async fn delete_failure(&self, id: &str) -> StoreResult<bool> {
-        self.write(WriteOp::DeleteFailure(id.to_string()))
-            .await
-            .map(|n| n > 0)
+    fn write_stats(&self) -> crate::WriteStats {
+        let queued = self.writes.max_capacity() - self.writes.capacity();
+        self.batches.stats(queued as u64)
     }
 
     async fn get_deployment(&self, id: &str) -> StoreResult<Option<StoredDeployment>> {
@@ -363,10 +328,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_commits(&self, commits: Vec<Commit>) -> StoreResult<u64> {
-        self.write(WriteOp::PutCommits(commits)).await
-    }
-
     async fn known_commits(
         &self,
         repository_id: &str,
@@ -402,12 +363,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn set_env_tier(&self, env: &str, tier: Option<Tier>) -> StoreResult<bool> {
-        self.write(WriteOp::SetEnvTier(env.to_string(), tier))
-            .await
-            .map(|n| n > 0)
-    }
-
     async fn project_sources(&self) -> StoreResult<Vec<(Option<String>, String)>> {
         self.read(|conn| {
             query_all(conn, sql::PROJECT_SOURCES, [], |row| {
@@ -415,22 +370,6 @@ impl Store for SqliteStore {
             })
         })
         .await
-    }
-
-    async fn create_token(&self, token: TokenRecord) -> StoreResult<()> {
-        let op = WriteOp::CreateToken {
-            token,
-            only_first: false,
-        };
-        self.write(op).await.map(drop)
-    }
-
-    async fn create_first_token(&self, token: TokenRecord) -> StoreResult<bool> {
-        let op = WriteOp::CreateToken {
-            token,
-            only_first: true,
-        };
-        self.write(op).await.map(|n| n > 0)
     }
 
     async fn find_token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
@@ -447,22 +386,6 @@ impl Store for SqliteStore {
     async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
         self.read(|conn| query_all(conn, &sql::list_tokens(), [], |row| crate::rows::token(row)))
             .await
-    }
-
-    async fn revoke_token(&self, id: &str, at: Nanos) -> StoreResult<bool> {
-        let op = WriteOp::RevokeToken {
-            id: id.to_string(),
-            at,
-        };
-        self.write(op).await.map(|n| n > 0)
-    }
-
-    async fn touch_token(&self, id: &str, at: Nanos) -> StoreResult<()> {
-        let op = WriteOp::TouchToken {
-            id: id.to_string(),
-            at,
-        };
-        self.write(op).await.map(drop)
     }
 
     async fn count_tokens(&self) -> StoreResult<u64> {
@@ -491,20 +414,6 @@ impl Store for SqliteStore {
             Ok(conn.query_row(sql::NEWEST_MARK, [service, env], |row| row.get(0))?)
         })
         .await
-    }
-
-    async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()> {
-        self.write(WriteOp::MarkDirty(streams)).await.map(drop)
-    }
-
-    async fn replace_stream_facts(
-        &self,
-        dirty: DirtyStream,
-        facts: Vec<DeploymentFact>,
-    ) -> StoreResult<bool> {
-        self.write(WriteOp::ReplaceFacts(dirty, facts))
-            .await
-            .map(|n| n > 0)
     }
 
     async fn stream_facts(&self, stream: &StreamKey) -> StoreResult<Vec<DeploymentFact>> {
@@ -561,12 +470,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn refresh_day_tallies(&self, days: usize) -> StoreResult<usize> {
-        self.write(WriteOp::TallyDays(days))
-            .await
-            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-    }
-
     async fn read_day_tallies(&self, query: &TallyQuery) -> StoreResult<Vec<DayTally>> {
         let (sql, params) = tallies::tallies_query(query);
         self.read(move |conn| {
@@ -574,17 +477,6 @@ impl Store for SqliteStore {
             query_all(conn, &sql, params, |row| tallies::day_tally(row))
         })
         .await
-    }
-
-    async fn settle_fact_setting(&self, name: &str, value: i64) -> StoreResult<bool> {
-        self.write(WriteOp::SettleFactSetting(name.to_string(), value))
-            .await
-            .map(|n| n > 0)
-    }
-
-    fn write_stats(&self) -> crate::WriteStats {
-        let queued = self.writes.max_capacity() - self.writes.capacity();
-        self.batches.stats(queued as u64)
     }
 
     async fn staleness(&self) -> StoreResult<crate::Staleness> {

@@ -1,0 +1,649 @@
+//! Every write, once for both stores. A write is a [`WriteOp`], [`commit`]ted in a transaction
+//! on a store's [`Tx`] — SQLite's writer connection, which commits the writes queued meanwhile
+//! together, or a pooled PostgreSQL connection — and answered only after the commit, so every
+//! acknowledged write is durable.
+//!
+//! Writes seldom fail (requests are validated before they queue), so a batch is first applied
+//! as it is; only when a write fails is it applied again with each write in a savepoint, so
+//! that a failing write is undone alone. (A savepoint journals every page its write changes.)
+
+use std::future::Future;
+
+use dora_core::derive::{FailureScope, Named};
+use dora_core::metrics::DeploymentFact;
+use dora_core::model::{
+    deployment_attributes, failure_attributes, Commit, Deployment, DeploymentPatch,
+    DeploymentSelector, Failure,
+};
+use dora_core::query::numeric_value;
+use dora_core::rollup;
+use dora_core::tier::Tier;
+use tokio::sync::oneshot;
+
+use crate::rows::{encode_nanos, json_list_text, to_json_list, Columns};
+use crate::sql::{self, EventTable};
+use crate::tallies;
+use crate::{DirtyStream, StoreError, StoreResult, StreamKey, TokenRecord};
+
+/// At most this many writes share one commit.
+pub const MAX_BATCH: usize = 1024;
+
+/// How many queued writes may wait for SQLite's writer before request handlers wait to enqueue.
+pub const WRITE_QUEUE: usize = 8192;
+
+pub enum WriteOp {
+    PutDeployment(Deployment),
+    PutDeployments(Vec<Deployment>),
+    PutFailure(Failure),
+    Patch(DeploymentSelector, DeploymentPatch),
+    DeleteDeployment(String),
+    DeleteFailure(String),
+    CreateToken {
+        token: TokenRecord,
+        /// Only when the table is empty (the first admin token).
+        only_first: bool,
+    },
+    RevokeToken {
+        id: String,
+        at: i64,
+    },
+    TouchToken {
+        id: String,
+        at: i64,
+    },
+    PutCommits(Vec<Commit>),
+    SetEnvTier(String, Option<Tier>),
+    MarkDirty(Vec<StreamKey>),
+    ReplaceFacts(DirtyStream, Vec<DeploymentFact>),
+    /// Tallies again up to this many stale days.
+    TallyDays(usize),
+    SettleFactSetting(String, i64),
+}
+
+pub struct WriteJob {
+    pub op: WriteOp,
+    /// How many rows the write applied to: 0 when its target did not exist.
+    pub reply: oneshot::Sender<StoreResult<u64>>,
+}
+
+/// A statement parameter, borrowed from the write.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Param<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Bool(bool),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl From<i64> for Param<'_> {
+    fn from(value: i64) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<bool> for Param<'_> {
+    fn from(value: bool) -> Self {
+        Self::Bool(value)
+    }
+}
+
+impl From<f64> for Param<'_> {
+    fn from(value: f64) -> Self {
+        Self::Real(value)
+    }
+}
+
+impl<'a> From<&'a str> for Param<'a> {
+    fn from(value: &'a str) -> Self {
+        Self::Text(value)
+    }
+}
+
+impl<'a> From<&'a String> for Param<'a> {
+    fn from(value: &'a String) -> Self {
+        Self::Text(value)
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for Param<'a> {
+    fn from(value: &'a Vec<u8>) -> Self {
+        Self::Blob(value)
+    }
+}
+
+impl<'a, T: Into<Param<'a>>> From<Option<T>> for Param<'a> {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(Self::Null, Into::into)
+    }
+}
+
+/// The parameters of one statement.
+macro_rules! args {
+    ($($value:expr),* $(,)?) => {
+        &[$($crate::write::Param::from($value)),*][..]
+    };
+}
+
+/// What only PostgreSQL must lock: SQLite's single writer already serialises every write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// Two nodes starting together must not both see no token.
+    FirstToken,
+    /// One tallier at a time across nodes: each claims its days' marks before reading their
+    /// facts, so a fact written meanwhile leaves a mark for the next one, and no tallier
+    /// stores an older tally over a newer one.
+    DayTally,
+}
+
+/// One database connection a writer runs its transactions on. The SQL is the shared `?N`
+/// dialect of [`crate::sql`].
+pub trait Tx {
+    type Row: Columns;
+    fn execute(&self, sql: &str, params: &[Param<'_>]) -> impl Future<Output = StoreResult<u64>>;
+    fn query(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = StoreResult<Vec<Self::Row>>>;
+    /// Takes `lock` until the transaction ends (a no-op where writes are serialised anyway).
+    fn lock(&self, lock: Lock) -> impl Future<Output = StoreResult<()>>;
+    /// Starts a write transaction.
+    fn begin(&self) -> impl Future<Output = StoreResult<()>>;
+    /// Runs a statement that controls the transaction (`COMMIT`, `SAVEPOINT …`).
+    fn control(&self, sql: &'static str) -> impl Future<Output = StoreResult<()>>;
+}
+
+/// Commits a batch in one transaction, answering each write; `Err` when the transaction
+/// itself could not be committed (then no write of the batch was).
+pub async fn commit(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<Vec<StoreResult<u64>>> {
+    match commit_together(tx, batch).await? {
+        Ok(applied) => Ok(applied.into_iter().map(Ok).collect()),
+        // A write alone failed: nothing else to keep.
+        Err(error) if batch.len() == 1 => Ok(vec![Err(error)]),
+        Err(_) => commit_isolated(tx, batch).await,
+    }
+}
+
+/// Runs `body` in a transaction: committed when it returns `Ok(Ok)`, rolled back otherwise.
+async fn in_transaction<T>(
+    tx: &impl Tx,
+    body: impl AsyncFnOnce() -> StoreResult<StoreResult<T>>,
+) -> StoreResult<StoreResult<T>> {
+    tx.begin().await?;
+    let outcome = body().await;
+    let end = match &outcome {
+        Ok(Ok(_)) => "COMMIT",
+        _ => "ROLLBACK",
+    };
+    match tx.control(end).await {
+        Ok(()) => outcome,
+        Err(error) => {
+            if end == "COMMIT" {
+                // A commit that failed (a full disk) leaves the transaction to roll back.
+                let _ = tx.control("ROLLBACK").await;
+            }
+            Err(error)
+        }
+    }
+}
+
+/// The whole batch or nothing: the error of the first write that failed (nothing written).
+async fn commit_together(
+    tx: &impl Tx,
+    batch: &[&WriteOp],
+) -> StoreResult<StoreResult<Vec<u64>>> {
+    in_transaction(tx, async || {
+        let mut applied = Vec::with_capacity(batch.len());
+        for op in batch {
+            match apply(tx, op).await {
+                Ok(rows) => applied.push(rows),
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        Ok(Ok(applied))
+    })
+    .await
+}
+
+/// Each write in its own savepoint: a failing one is undone alone.
+async fn commit_isolated(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<Vec<StoreResult<u64>>> {
+    let results = in_transaction(tx, async || {
+        let mut results = Vec::with_capacity(batch.len());
+        for op in batch {
+            tx.control("SAVEPOINT one_write").await?;
+            let result = apply(tx, op).await;
+            if result.is_err() {
+                tx.control("ROLLBACK TO SAVEPOINT one_write").await?;
+            }
+            tx.control("RELEASE SAVEPOINT one_write").await?;
+            results.push(result);
+        }
+        Ok(Ok(results))
+    })
+    .await?;
+    results
+}
+
+async fn apply(tx: &impl Tx, op: &WriteOp) -> StoreResult<u64> {
+    match op {
+        WriteOp::PutDeployment(d) => put_deployment(tx, d).await.map(|()| 1),
+        WriteOp::PutDeployments(deployments) => {
+            for d in deployments {
+                put_deployment(tx, d).await?;
+            }
+            Ok(deployments.len() as u64)
+        }
+        WriteOp::PutFailure(f) => put_failure(tx, f).await.map(|()| 1),
+        WriteOp::PutCommits(commits) => put_commits(tx, commits).await,
+        WriteOp::SetEnvTier(env, tier) => {
+            let changed = match tier {
+                Some(tier) => {
+                    tx.execute(sql::SET_ENV_TIER, args![env, tier.as_str()])
+                        .await?
+                }
+                None => tx.execute(sql::DELETE_ENV_TIER, args![env]).await?,
+            };
+            tx.execute(&sql::mark_streams_of_env(), args![env]).await?;
+            Ok(changed)
+        }
+        WriteOp::Patch(selector, patch) => patch_deployment(tx, selector, patch).await,
+        WriteOp::DeleteDeployment(id) => {
+            mark_stream_of_deployment(tx, id).await?;
+            delete(tx, &sql::DEPLOYMENTS, id).await
+        }
+        WriteOp::DeleteFailure(id) => {
+            mark_streams_of_failure(tx, id).await?;
+            delete(tx, &sql::FAILURES, id).await
+        }
+        WriteOp::MarkDirty(streams) => {
+            for stream in streams {
+                tx.execute(
+                    sql::MARK_STREAM,
+                    args![&stream.service, stream.env.as_ref()],
+                )
+                .await?;
+            }
+            Ok(streams.len() as u64)
+        }
+        WriteOp::ReplaceFacts(dirty, facts) => replace_facts(tx, dirty, facts).await,
+        WriteOp::TallyDays(limit) => tally_days(tx, *limit).await,
+        WriteOp::SettleFactSetting(name, value) => {
+            let stored = first(tx.query(sql::FACT_SETTING, args![name]).await?);
+            if let Some(row) = stored {
+                if row.required_int(0)? == *value {
+                    return Ok(0);
+                }
+            }
+            tx.execute(sql::SET_FACT_SETTING, args![name, *value])
+                .await?;
+            tx.execute(&sql::mark_all_streams(), &[]).await?;
+            Ok(1)
+        }
+        WriteOp::CreateToken { token, only_first } => {
+            let sql = if *only_first {
+                tx.lock(Lock::FirstToken).await?;
+                sql::INSERT_FIRST_TOKEN
+            } else {
+                sql::INSERT_TOKEN
+            };
+            let (scopes, restrictions) = (token.scopes_text(), token.restrictions_text());
+            tx.execute(
+                sql,
+                args![
+                    &token.id,
+                    &token.name,
+                    &token.hash,
+                    &scopes,
+                    token.created_at,
+                    &restrictions,
+                    token.expires_at,
+                ],
+            )
+            .await
+        }
+        WriteOp::RevokeToken { id, at } => tx.execute(sql::REVOKE_TOKEN, args![id, *at]).await,
+        WriteOp::TouchToken { id, at } => {
+            let recent = at - crate::TOKEN_USE_GRAIN;
+            tx.execute(sql::TOUCH_TOKEN, args![id, *at, recent]).await
+        }
+    }
+}
+
+/// The first row a query found, if any.
+fn first<T>(found: Vec<T>) -> Option<T> {
+    found.into_iter().next()
+}
+
+async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
+    let mut new = 0;
+    for c in commits {
+        let mr = c.merge_request.as_ref();
+        let (number, created, merged) = (
+            mr.map(|m| m.number),
+            mr.and_then(|m| m.created_at),
+            mr.and_then(|m| m.merged_at),
+        );
+        let parents = c.parents.join(" ");
+        let inserted = tx
+            .execute(
+                sql::INSERT_COMMIT,
+                args![
+                    &c.repository_id,
+                    &c.sha,
+                    &parents,
+                    c.authored_at,
+                    c.committed_at,
+                    c.author.as_ref(),
+                    c.subject.as_ref(),
+                    number,
+                    created,
+                    merged,
+                ],
+            )
+            .await?;
+        if inserted > 0 {
+            new += 1;
+        } else if mr.is_some() {
+            tx.execute(
+                sql::SET_COMMIT_MERGE_REQUEST,
+                args![&c.repository_id, &c.sha, number, created, merged],
+            )
+            .await?;
+        }
+    }
+    for repository in sql::distinct_repositories(commits) {
+        tx.execute(&sql::mark_streams_of_repository(), args![repository])
+            .await?;
+    }
+    Ok(new)
+}
+
+async fn put_deployment(tx: &impl Tx, d: &Deployment) -> StoreResult<()> {
+    // A replacement may move the deployment to another stream: both change.
+    mark_stream_of_deployment(tx, &d.id).await?;
+    tx.execute(sql::MARK_STREAM, args![&d.service, d.env.as_ref()])
+        .await?;
+    let git = d.git.as_ref();
+    let (tags, now) = (to_json_list(&d.custom_tags), dora_core::time::now());
+    let row = first(
+        tx.query(
+            sql::PUT_DEPLOYMENT,
+            args![
+                &d.id,
+                &d.service,
+                d.env.as_ref(),
+                d.team.as_ref(),
+                d.version.as_ref(),
+                d.started_at,
+                d.finished_at,
+                git.map(|g| &g.repository_url),
+                git.map(|g| &g.repository_id),
+                git.map(|g| &g.commit_sha),
+                &tags,
+                &d.source,
+                now,
+            ],
+        )
+        .await?,
+    )
+    .ok_or_else(|| StoreError::Database("upsert returned no row".into()))?;
+    let pk = row.required_int(0)?;
+    tx.execute(
+        sql::PUT_PROJECT_SOURCE,
+        args![git.map(|g| &g.repository_id), &d.service],
+    )
+    .await?;
+    put_attrs(tx, &sql::DEPLOYMENTS, pk, &deployment_attributes(d)).await
+}
+
+async fn put_failure(tx: &impl Tx, f: &Failure) -> StoreResult<()> {
+    // What the failure concerned before a replacement, and what it concerns now.
+    mark_streams_of_failure(tx, &f.id).await?;
+    mark_failure_scope(tx, FailureScope::of(f)).await?;
+    let git = f.git.as_ref();
+    let (services, tags) = (to_json_list(&f.services), to_json_list(&f.custom_tags));
+    let now = dora_core::time::now();
+    let row = first(
+        tx.query(
+            sql::PUT_FAILURE,
+            args![
+                &f.id,
+                f.name.as_ref(),
+                &services,
+                f.team.as_ref(),
+                f.env.as_ref(),
+                f.severity.as_ref(),
+                f.started_at,
+                f.finished_at,
+                f.version.as_ref(),
+                git.map(|g| &g.repository_url),
+                git.map(|g| &g.repository_id),
+                git.map(|g| &g.commit_sha),
+                &tags,
+                &f.source,
+                now,
+            ],
+        )
+        .await?,
+    )
+    .ok_or_else(|| StoreError::Database("upsert returned no row".into()))?;
+    let pk = row.required_int(0)?;
+    put_attrs(tx, &sql::FAILURES, pk, &failure_attributes(f)).await
+}
+
+/// Replaces the searchable attributes of one event.
+async fn put_attrs(
+    tx: &impl Tx,
+    table: &EventTable,
+    owner: i64,
+    attrs: &[(String, String)],
+) -> StoreResult<()> {
+    tx.execute(&sql::delete_attrs(table), args![owner]).await?;
+    let insert = sql::insert_attr(table);
+    for (key, value) in attrs {
+        tx.execute(&insert, args![owner, key, value, numeric_value(value)])
+            .await?;
+    }
+    Ok(())
+}
+
+async fn patch_deployment(
+    tx: &impl Tx,
+    selector: &DeploymentSelector,
+    patch: &DeploymentPatch,
+) -> StoreResult<u64> {
+    let found = match selector {
+        DeploymentSelector::Id(id) => tx.query(sql::DEPLOYMENT_PK_BY_ID, args![id]).await?,
+        DeploymentSelector::Version {
+            service,
+            env,
+            version,
+        } => {
+            tx.query(sql::DEPLOYMENT_PK_BY_VERSION, args![service, env, version])
+                .await?
+        }
+    };
+    let Some(row) = first(found) else {
+        return Ok(0);
+    };
+    let pk = row.required_int(0)?;
+    if let Some(stream) = first(tx.query(sql::DEPLOYMENT_STREAM_BY_PK, args![pk]).await?) {
+        let (service, env) = (stream.required_text(0)?, stream.text(1)?);
+        tx.execute(sql::MARK_STREAM, args![&service, env.as_ref()])
+            .await?;
+    }
+    if let Some(change_failure) = patch.change_failure {
+        tx.execute(sql::SET_CHANGE_FAILURE, args![change_failure, pk])
+            .await?;
+    }
+    if let Some(remediation) = &patch.remediation {
+        let (id, version) = remediation.target.id_and_version();
+        tx.execute(
+            sql::SET_REMEDIATION,
+            args![remediation.kind.as_str(), id, version, pk],
+        )
+        .await?;
+    }
+    Ok(1)
+}
+
+async fn delete(tx: &impl Tx, table: &EventTable, id: &str) -> StoreResult<u64> {
+    let Some(row) = first(tx.query(&sql::delete_event(table), args![id]).await?) else {
+        return Ok(0);
+    };
+    let pk = row.required_int(0)?;
+    tx.execute(&sql::delete_attrs(table), args![pk]).await?;
+    Ok(1)
+}
+
+/// Marks the stream a stored deployment is in, if it exists.
+async fn mark_stream_of_deployment(tx: &impl Tx, id: &str) -> StoreResult<()> {
+    if let Some(row) = first(tx.query(sql::DEPLOYMENT_STREAM_BY_ID, args![id]).await?) {
+        let (service, env) = (row.required_text(0)?, row.text(1)?);
+        tx.execute(sql::MARK_STREAM, args![&service, env.as_ref()])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Marks the streams a stored failure concerns, if it exists.
+async fn mark_streams_of_failure(tx: &impl Tx, id: &str) -> StoreResult<()> {
+    if let Some(row) = first(tx.query(sql::FAILURE_SCOPE_BY_ID, args![id]).await?) {
+        let services = json_list_text(&row.required_text(0)?)?;
+        let (team, env) = (row.text(1)?, row.text(2)?);
+        let scope = FailureScope::new(&services, team.as_deref(), env.as_deref());
+        mark_failure_scope(tx, scope).await?;
+    }
+    Ok(())
+}
+
+/// Marks the streams a failure with this scope concerns.
+async fn mark_failure_scope(tx: &impl Tx, scope: FailureScope<'_>) -> StoreResult<()> {
+    let env = scope.env;
+    match scope.named {
+        Named::Services(services) => {
+            let mark = sql::mark_streams_of_service();
+            for service in sql::sorted_unique(services.iter().map(String::as_str)) {
+                tx.execute(&mark, args![service, env]).await?;
+            }
+        }
+        Named::Team(team) => {
+            tx.execute(&sql::mark_streams_of_team(), args![team, env])
+                .await?;
+        }
+        Named::Nobody => {}
+    }
+    Ok(())
+}
+
+/// Replaces a stream's facts if no write has staled it since `dirty` was read and no other
+/// re-derivation stored a newer answer: 1 if replaced.
+async fn replace_facts(
+    tx: &impl Tx,
+    dirty: &DirtyStream,
+    facts: &[DeploymentFact],
+) -> StoreResult<u64> {
+    let (service, env) = (&dirty.stream.service, dirty.stream.env_text());
+    let since = first(
+        tx.query(sql::MARKED_SINCE, args![service, env, dirty.seq])
+            .await?,
+    );
+    if since.map(|row| row.boolean(0)).transpose()?.flatten() == Some(true) {
+        return Ok(0);
+    }
+    if tx
+        .execute(sql::CLAIM_STREAM, args![service, env, dirty.seq])
+        .await?
+        == 0
+    {
+        return Ok(0);
+    }
+    let stored = tx
+        .query(&sql::stream_facts(), args![service, env])
+        .await?
+        .iter()
+        .map(crate::rows::deployment_fact)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let changes = tallies::fact_changes(stored, facts);
+    for id in &changes.delete {
+        tx.execute(tallies::DELETE_FACT, args![id, service, env])
+            .await?;
+    }
+    for f in changes.put {
+        let (lead_times, merge_lead_times) = (
+            encode_nanos(&f.lead_times),
+            encode_nanos(&f.merge_lead_times),
+        );
+        tx.execute(
+            sql::PUT_FACT,
+            args![
+                &f.id,
+                f.finished_at,
+                &f.service,
+                f.team.as_ref(),
+                f.env.as_deref().unwrap_or(""),
+                f.tier.as_str(),
+                &f.project,
+                f.failed,
+                f.rework,
+                f.recovery_time,
+                &lead_times,
+                &merge_lead_times,
+            ],
+        )
+        .await?;
+    }
+    for day in changes.days {
+        tx.execute(tallies::MARK_DAY, args![day]).await?;
+    }
+    Ok(1)
+}
+
+/// Tallies up to `limit` stale days again from their facts; how many it did.
+async fn tally_days(tx: &impl Tx, limit: usize) -> StoreResult<u64> {
+    tx.lock(Lock::DayTally).await?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let days = tx
+        .query(tallies::DIRTY_DAYS, args![limit])
+        .await?
+        .iter()
+        .map(|row| row.required_int(0))
+        .collect::<StoreResult<Vec<i64>>>()?;
+    for &day in &days {
+        tx.execute(tallies::CLAIM_DAY, args![day]).await?;
+        let (from, to) = tallies::day_range(day);
+        let facts = tx
+            .query(&tallies::facts_between(), args![from, to])
+            .await?
+            .iter()
+            .map(crate::rows::deployment_fact)
+            .collect::<StoreResult<Vec<_>>>()?;
+        tx.execute(tallies::DELETE_DAY, args![day]).await?;
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for t in rollup::tally(&facts) {
+            let (lead_times, merge_lead_times, recovery_times) = (
+                encode_nanos(&t.lead_times),
+                encode_nanos(&t.merge_lead_times),
+                encode_nanos(&t.recovery_times),
+            );
+            tx.execute(
+                tallies::PUT_TALLY,
+                args![
+                    &t.group,
+                    t.tier.as_str(),
+                    t.day,
+                    count(t.deployments),
+                    count(t.failed),
+                    count(t.rework),
+                    &lead_times,
+                    &merge_lead_times,
+                    &recovery_times,
+                ],
+            )
+            .await?;
+        }
+    }
+    Ok(days.len() as u64)
+}
