@@ -182,10 +182,7 @@ impl<'a> Builder<'a> {
         let n = self.next_param;
         self.next_param += 1;
         self.params.push(value);
-        match self.dialect {
-            Dialect::Sqlite => format!("?{n}"),
-            Dialect::Postgres => format!("${n}"),
-        }
+        format!("?{n}")
     }
 
     fn text_param(&mut self, value: impl Into<String>) -> String {
@@ -529,8 +526,8 @@ mod tests {
         let f = pg("service:api -env:prod");
         assert_eq!(
             f.sql,
-            "(EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND qa.key = $3 AND qa.value = $4) \
-             AND NOT (EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND qa.key = $5 AND qa.value = $6)))"
+            "(EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND qa.key = ?3 AND qa.value = ?4) \
+             AND NOT (EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND qa.key = ?5 AND qa.value = ?6)))"
         );
         assert_eq!(
             f.params,
@@ -543,8 +540,8 @@ mod tests {
         let f = pg(r"k:50%_a\\b\*?*");
         assert_eq!(
             f.sql,
-            "EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND qa.key = $3 \
-             AND qa.value LIKE $4 ESCAPE '\\')"
+            "EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND qa.key = ?3 \
+             AND qa.value LIKE ?4 ESCAPE '\\')"
         );
         assert_eq!(f.params, vec![text("k"), text(r"50\%\_a\\b*_%")]);
     }
@@ -554,8 +551,8 @@ mod tests {
         let f = pg("\"Foo_Bar%\" OR Ét?");
         assert_eq!(
             f.sql,
-            "(EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND lower(qa.value) LIKE $3 ESCAPE '\\') \
-             OR EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND lower(qa.value) LIKE $4 ESCAPE '\\'))"
+            "(EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND lower(qa.value) LIKE ?3 ESCAPE '\\') \
+             OR EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND lower(qa.value) LIKE ?4 ESCAPE '\\'))"
         );
         assert_eq!(f.params, vec![text(r"%foo\_bar\%%"), text("%ét_%")]);
     }
@@ -565,9 +562,9 @@ mod tests {
         let f = pg("k:[1 TO 5} k:>=a k:*");
         assert_eq!(
             f.sql,
-            "(EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND qa.key = $3 AND qa.num >= $4 AND qa.num < $5) \
-             AND EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND qa.key = $6 AND qa.value COLLATE \"C\" >= $7) \
-             AND EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND qa.key = $8))"
+            "(EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND qa.key = ?3 AND qa.num >= ?4 AND qa.num < ?5) \
+             AND EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND qa.key = ?6 AND qa.value COLLATE \"C\" >= ?7) \
+             AND EXISTS (SELECT 1 FROM attrs qa WHERE qa.owner_pk = d.pk AND qa.key = ?8))"
         );
         assert_eq!(
             f.params,
@@ -582,7 +579,7 @@ mod tests {
         );
         let f = pg("k:[* TO *]");
         assert!(
-            f.sql.ends_with("AND qa.key = $3 AND qa.num IS NOT NULL)"),
+            f.sql.ends_with("AND qa.key = ?3 AND qa.num IS NOT NULL)"),
             "{}",
             f.sql
         );
@@ -651,7 +648,7 @@ mod tests {
         let f = columns("env:(a OR b) service:x*", Dialect::Postgres).unwrap();
         assert_eq!(
             f.sql,
-            "((e.env IS NOT NULL AND e.env IN ($4, $5)) AND (e.service LIKE $6 ESCAPE '\\'))"
+            "((e.env IS NOT NULL AND e.env IN (?4, ?5)) AND (e.service LIKE ?6 ESCAPE '\\'))"
         );
     }
 
@@ -661,7 +658,7 @@ mod tests {
         assert_eq!(
             f.sql,
             "((e.env IS NOT NULL) AND NOT ((e.service IS NOT NULL)) \
-             AND (e.env IS NOT NULL AND e.env COLLATE \"C\" >= $4 AND e.env COLLATE \"C\" < $5))"
+             AND (e.env IS NOT NULL AND e.env COLLATE \"C\" >= ?4 AND e.env COLLATE \"C\" < ?5))"
         );
         // Numeric ranges compare `num`, which only the attributes have.
         let f = columns("env:>2 service:a", Dialect::Sqlite).unwrap();

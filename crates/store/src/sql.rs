@@ -1,5 +1,6 @@
-//! The SQL both stores run, written once with SQLite's `?N` placeholders and turned into
-//! PostgreSQL's `$N` by [`for_postgres`]. Only the schema (migrations) differs between them.
+//! The SQL both stores run, written once with `?N` placeholders — generated SQL too — which the
+//! PostgreSQL store turns into its `$N` as it prepares a statement ([`for_postgres`]). Only the
+//! schema (migrations) and a few dialect words differ between them.
 
 use std::fmt::Write;
 
@@ -281,10 +282,6 @@ pub fn list(query: &ListQuery, table: &EventTable, dialect: Dialect) -> (String,
             )
         }
     };
-    let sql = match dialect {
-        Dialect::Sqlite => sql,
-        Dialect::Postgres => for_postgres(&sql),
-    };
     (sql, params)
 }
 
@@ -486,10 +483,6 @@ pub fn facts_query(what: &str, query: &FactQuery, dialect: Dialect) -> (String, 
         // Not correlated: the database finds the matching deployments once, however it can.
         let _ = write!(sql, " AND f.id IN ({matching})");
     }
-    let sql = match dialect {
-        Dialect::Sqlite => sql,
-        Dialect::Postgres => for_postgres(&sql),
-    };
     (sql, params)
 }
 

@@ -190,10 +190,7 @@ async fn in_transaction<T>(
 }
 
 /// The whole batch or nothing: the error of the first write that failed (nothing written).
-async fn commit_together(
-    tx: &impl Tx,
-    batch: &[&WriteOp],
-) -> StoreResult<StoreResult<Vec<u64>>> {
+async fn commit_together(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<StoreResult<Vec<u64>>> {
     in_transaction(tx, async || {
         let mut applied = Vec::with_capacity(batch.len());
         for op in batch {

@@ -103,10 +103,9 @@ impl Tx for PgTx<'_> {
             Lock::FirstToken => FIRST_TOKEN_LOCK,
             Lock::DayTally => DAY_TALLY_LOCK,
         };
-        self.0
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&key])
-            .await?;
-        Ok(())
+        self.execute("SELECT pg_advisory_xact_lock(?1)", &[Param::Int(key)])
+            .await
+            .map(drop)
     }
 
     async fn begin(&self) -> StoreResult<()> {
@@ -333,7 +332,7 @@ impl PostgresStore {
         self.query_with(&sql, &params, map).await
     }
 
-    /// Runs generated SQL (already in PostgreSQL's dialect) with its parameters.
+    /// Runs generated SQL with its parameters.
     async fn query_with<T>(
         &self,
         sql: &str,
@@ -346,7 +345,7 @@ impl PostgresStore {
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect();
         let (client, guard) = self.connection().await?;
-        let statement = client.prepare(sql).await?;
+        let statement = client.prepare(&for_postgres(sql)).await?;
         let rows = client.query(&statement, &refs).await?;
         guard.done();
         rows.iter().map(map).collect()
@@ -399,7 +398,7 @@ impl Store for PostgresStore {
     async fn failures_naming(&self, service: &str, teams: &[String]) -> StoreResult<Vec<Failure>> {
         let mut params = vec![SqlParam::Text(service.to_string())];
         params.extend(teams.iter().map(|t| SqlParam::Text(t.clone())));
-        let sql = for_postgres(&sql::failures_naming(teams.len()));
+        let sql = sql::failures_naming(teams.len());
         self.query_with(&sql, &params, crate::rows::failure).await
     }
 
@@ -523,8 +522,7 @@ impl Store for PostgresStore {
 
     async fn read_day_tallies(&self, query: &TallyQuery) -> StoreResult<Vec<DayTally>> {
         let (sql, params) = tallies::tallies_query(query);
-        self.query_with(&for_postgres(&sql), &params, tallies::day_tally)
-            .await
+        self.query_with(&sql, &params, tallies::day_tally).await
     }
 
     async fn staleness(&self) -> StoreResult<crate::Staleness> {
