@@ -20,6 +20,8 @@ use dora_core::tier::{self, EnvTiers, Tier};
 use dora_core::time::Nanos;
 use dora_store::{DirtyStream, FactQuery, Store, StoreResult, StreamKey, TallyQuery};
 
+use crate::changes::{self, GraphCache, LeadTimes};
+
 /// Every event a selection matches, oldest first.
 fn everything(filter: Query, field: SortField) -> ListQuery {
     ListQuery {
@@ -205,6 +207,9 @@ pub struct Refresher {
     reads_waiting: AtomicUsize,
     /// Wakes a resting background refresh when a read starts to wait.
     read_arrived: tokio::sync::Notify,
+    /// Streams derived from their head (only appended to) and from scratch.
+    from_head: AtomicUsize,
+    from_scratch: AtomicUsize,
 }
 
 /// Counts one waiting read while it lives (also when the read is dropped while waiting).
@@ -225,6 +230,15 @@ impl Drop for WaitingRead<'_> {
 }
 
 impl Refresher {
+    /// How many stream derivations it stored from a stream's head (only appended to since),
+    /// and how many from scratch.
+    pub fn derivations(&self) -> (usize, usize) {
+        (
+            self.from_head.load(Ordering::Relaxed),
+            self.from_scratch.load(Ordering::Relaxed),
+        )
+    }
+
     /// After a piece of work that took `worked`: a background refresh rests, until a read waits.
     async fn rest(&self, pace: Pace, worked: Duration) {
         if pace == Pace::Now {
@@ -346,37 +360,13 @@ async fn rederive_all(
     for stale in dirty {
         let started = Instant::now();
         pending.remove(&stale.stream);
-        rederive(store, stale, &env_tiers, window, &mut graph, &pending).await?;
+        rederive(
+            store, stale, &env_tiers, window, &mut graph, &pending, refresher,
+        )
+        .await?;
         refresher.rest(pace, started.elapsed()).await;
     }
     Ok(())
-}
-
-/// The commit graph of the repository the last stream deployed from.
-#[derive(Default)]
-struct GraphCache {
-    repository: Option<String>,
-    graph: Option<CommitGraph>,
-}
-
-impl GraphCache {
-    async fn of(
-        &mut self,
-        store: &dyn Store,
-        repository: Option<&str>,
-    ) -> StoreResult<&CommitGraph> {
-        if self.graph.is_none() || self.repository.as_deref() != repository {
-            let commits = match repository {
-                Some(repository) => store.commits_of(repository).await?,
-                None => Vec::new(),
-            };
-            self.graph = Some(CommitGraph::new(commits));
-            self.repository = repository.map(str::to_string);
-        }
-        Ok(self
-            .graph
-            .get_or_insert_with(|| CommitGraph::new(Vec::new())))
-    }
 }
 
 /// Re-derives one stream and stores its facts, unless writes keep staling it meanwhile.
@@ -387,27 +377,33 @@ async fn rederive(
     window: Nanos,
     graphs: &mut GraphCache,
     pending: &HashSet<StreamKey>,
+    refresher: &Refresher,
 ) -> StoreResult<()> {
     for _ in 0..ATTEMPTS {
         let stream = store.stream_deployments(&stale.stream).await?;
-        let repository = stream
-            .iter()
-            .find_map(|d| d.deployment.git.as_ref().map(|g| g.repository_id.as_str()));
-        let graph = graphs.of(store, repository).await?;
-        let sets = change_sets(&stream, graph);
-        // What was stored before: its teams' failures may have been blamed here.
+        // What was stored before: the lead times of what was derived already, and its teams,
+        // whose failures may have been blamed here.
         let before = store.stream_facts(&stale.stream).await?;
+        let changes = changes::stream_changes(store, &stale, &stream, &before, graphs).await?;
+        let from = match changes.from_head {
+            true => &refresher.from_head,
+            false => &refresher.from_scratch,
+        };
         let former_teams: Vec<String> = before.iter().filter_map(|f| f.team.clone()).collect();
         let (verdicts, _, neighbours) =
             verdicts_and_neighbours(store, &stale.stream, &stream, &former_teams, window).await?;
         let facts: Vec<DeploymentFact> = stream
             .iter()
-            .zip(sets)
+            .zip(changes.lead_times)
             .zip(verdicts)
-            .map(|((stored, set), verdict)| fact_of(stored, &set, &verdict, env_tiers))
+            .map(|((stored, lead), verdict)| fact_of(stored, lead, &verdict, env_tiers))
             .collect();
         let verdicts_moved = !same_verdicts(&before, &facts);
-        if store.replace_stream_facts(stale.clone(), facts).await? {
+        let stored = store
+            .store_derivation(stale.clone(), facts, changes.head)
+            .await?;
+        if stored {
+            from.fetch_add(1, Ordering::Relaxed);
             // A failure blamed here may have been blamed on a neighbour before (or the other
             // way round): their verdicts must be looked at again. They change only when ours
             // did, so this stops.
@@ -420,9 +416,10 @@ async fn rederive(
             }
             return Ok(());
         }
-        // A write staled it again while we derived: derive again from what is there now.
+        // A write staled it again while we derived: derive again from what is there now,
+        // from scratch (that write may have changed its past).
         match store.newest_mark(&stale.stream).await? {
-            Some(seq) => stale.seq = seq,
+            Some(seq) => (stale.seq, stale.history) = (seq, true),
             None => return Ok(()), // another refresh (another node) stored it
         }
     }
@@ -433,21 +430,11 @@ async fn rederive(
 /// What the metric engine keeps of one deployment.
 fn fact_of(
     stored: &StoredDeployment,
-    set: &ChangeSet,
+    lead: LeadTimes,
     verdict: &Verdict,
     env_tiers: &EnvTiers,
 ) -> DeploymentFact {
     let d = &stored.deployment;
-    let counted = if set.no_baseline {
-        &[][..]
-    } else {
-        &set.commits[..]
-    };
-    let mut lead_times: Vec<Nanos> = counted.iter().map(|c| c.lead_time).collect();
-    let mut merge_lead_times: Vec<Nanos> =
-        counted.iter().filter_map(|c| c.merge_lead_time).collect();
-    lead_times.sort_unstable();
-    merge_lead_times.sort_unstable();
     DeploymentFact {
         id: d.id.clone(),
         finished_at: d.finished_at,
@@ -458,8 +445,8 @@ fn fact_of(
         project: project_path(stored),
         failed: verdict.failed,
         rework: verdict.is_rework(),
-        lead_times,
-        merge_lead_times,
+        lead_times: lead.lead_times,
+        merge_lead_times: lead.merge_lead_times,
         recovery_time: verdict.remediation.as_ref().map(|r| r.recovery_time),
     }
 }

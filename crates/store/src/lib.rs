@@ -374,7 +374,26 @@ impl StreamKey {
 pub struct DirtyStream {
     pub stream: StreamKey,
     pub seq: i64,
+    /// A write since the last derivation can change change sets already derived (a deployment
+    /// inside the stream's past, a delete, a commit filling a hole): derive it from its start.
+    /// Otherwise only its verdicts and the deployments appended after its [`StreamHead`].
+    pub history: bool,
 }
+
+/// What a stream's change sets were derived up to: the last deployment then, the repository
+/// its change sets walk, and every commit its deployments shipped (their ordinals in the
+/// repository, a serialized roaring bitmap). A deployment appended after it ships what its walk
+/// reaches before any of those.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamHead {
+    pub last_id: String,
+    pub last_finished_at: Nanos,
+    pub repository_id: Option<String>,
+    pub shipped: Vec<u8>,
+}
+
+/// A stored commit and its ordinal in its repository (0, 1, 2, … as they arrived).
+pub type NumberedCommit = (Commit, u32);
 
 /// What is still to derive (`GET /api/v1/status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,7 +484,18 @@ pub trait Store: Send + Sync + 'static {
     async fn known_commits(&self, repository_id: &str, shas: &[String])
         -> StoreResult<Vec<String>>;
     /// Every stored commit of a repository (its graph).
-    async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>>;
+    async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>> {
+        let graph = self.commit_graph(repository_id).await?;
+        Ok(graph.into_iter().map(|(commit, _)| commit).collect())
+    }
+    /// Every stored commit of a repository, numbered.
+    async fn commit_graph(&self, repository_id: &str) -> StoreResult<Vec<NumberedCommit>>;
+    /// The stored commits of a repository among these shas, numbered.
+    async fn commits_named(
+        &self,
+        repository_id: &str,
+        shas: &[String],
+    ) -> StoreResult<Vec<NumberedCommit>>;
 
     /// Admin overrides of env tiers (env name → tier).
     async fn env_tiers(&self) -> StoreResult<Vec<(String, Tier)>>;
@@ -533,9 +563,21 @@ pub trait Store: Send + Sync + 'static {
         dirty: DirtyStream,
         facts: Vec<DeploymentFact>,
     ) -> StoreResult<bool> {
-        let op = WriteOp::ReplaceFacts(dirty, facts);
+        self.store_derivation(dirty, facts, None).await
+    }
+    /// [`Store::replace_stream_facts`], keeping `head` as what the change sets were derived up
+    /// to (`None`: the next derivation starts from scratch).
+    async fn store_derivation(
+        &self,
+        dirty: DirtyStream,
+        facts: Vec<DeploymentFact>,
+        head: Option<StreamHead>,
+    ) -> StoreResult<bool> {
+        let op = WriteOp::ReplaceFacts(dirty, facts, head);
         Ok(self.write(op).await? > 0)
     }
+    /// What a stream's change sets were last derived up to.
+    async fn stream_head(&self, stream: &StreamKey) -> StoreResult<Option<StreamHead>>;
     /// The stored facts of one stream, in finish order.
     async fn stream_facts(&self, stream: &StreamKey) -> StoreResult<Vec<DeploymentFact>>;
     /// The deployments of one stream, in finish order.

@@ -8,7 +8,9 @@ use dora_core::model::{
 use dora_core::metrics::DeploymentFact;
 use dora_core::tier::Tier;
 
-use crate::{Restriction, StoreError, StoreResult, StreamKey, TokenRecord};
+use crate::{
+    NumberedCommit, Restriction, StoreError, StoreResult, StreamHead, StreamKey, TokenRecord,
+};
 
 /// Typed access to the columns of a result row.
 pub trait Columns {
@@ -81,7 +83,7 @@ pub fn failure(row: &impl Columns) -> StoreResult<Failure> {
     })
 }
 
-/// Reads [`crate::sql::COMMITS_OF`]'s columns.
+/// Reads the columns of [`crate::sql::commits_of`].
 pub fn commit(row: &impl Columns) -> StoreResult<Commit> {
     let merge_request = row.int(7)?.map(|number| -> StoreResult<MergeRequest> {
         Ok(MergeRequest {
@@ -224,6 +226,24 @@ pub fn stream_key(row: &impl Columns, first: usize) -> StoreResult<StreamKey> {
 /// Reads [`crate::sql::FACT_STREAM_COLUMNS`].
 pub fn stream_and_team(row: &impl Columns) -> StoreResult<(StreamKey, Option<String>)> {
     Ok((stream_key(row, 0)?, row.text(2)?))
+}
+
+/// Reads the columns of [`crate::sql::commits_of`]: the commit, then its ordinal.
+pub fn numbered_commit(row: &impl Columns) -> StoreResult<NumberedCommit> {
+    let ordinal = row.required_int(10)?;
+    let ordinal = u32::try_from(ordinal)
+        .map_err(|_| StoreError::Database(format!("commit ordinal {ordinal} out of range")))?;
+    Ok((commit(row)?, ordinal))
+}
+
+/// Reads [`crate::sql::STREAM_HEAD`].
+pub fn stream_head(row: &impl Columns) -> StoreResult<StreamHead> {
+    Ok(StreamHead {
+        last_id: row.required_text(0)?,
+        last_finished_at: row.required_int(1)?,
+        repository_id: row.text(2)?,
+        shipped: row.bytes(3)?.unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]

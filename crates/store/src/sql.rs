@@ -159,13 +159,40 @@ pub const SET_REMEDIATION: &str = "UPDATE deployments SET remediation_type = ?1,
     remediation_id = ?2, remediation_version = ?3 WHERE pk = ?4";
 
 pub const INSERT_COMMIT: &str = "INSERT INTO commits (repository_id, sha, parents, \
-        authored_at, committed_at, author, subject, mr_number, mr_created_at, mr_merged_at) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (repository_id, sha) DO NOTHING";
+        authored_at, committed_at, author, subject, mr_number, mr_created_at, mr_merged_at, \
+        ordinal) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+    ON CONFLICT (repository_id, sha) DO NOTHING";
+/// The next ordinal of a repository's commits (how many it holds).
+pub const REPOSITORY_COMMITS: &str = "SELECT commits FROM repositories WHERE repository_id = ?1";
+pub const SET_REPOSITORY_COMMITS: &str = "INSERT INTO repositories (repository_id, commits) \
+    VALUES (?1, ?2) ON CONFLICT (repository_id) DO UPDATE SET commits = excluded.commits";
+pub const COMMIT_EXISTS: &str = "SELECT 1 FROM commits WHERE repository_id = ?1 AND sha = ?2";
+/// A sha a stored commit or deployment names but the repository lacks.
+pub const PUT_HOLE: &str =
+    "INSERT INTO commit_holes (repository_id, sha) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+/// The sha arrived: 1 when it filled a hole.
+pub const FILL_HOLE: &str = "DELETE FROM commit_holes WHERE repository_id = ?1 AND sha = ?2";
 /// Merge-request facts may arrive after the commit itself.
+/// Only when they differ, so that a commit sent again changes nothing.
 pub const SET_COMMIT_MERGE_REQUEST: &str = "UPDATE commits SET mr_number = ?3, \
-    mr_created_at = ?4, mr_merged_at = ?5 WHERE repository_id = ?1 AND sha = ?2";
-pub const COMMITS_OF: &str = "SELECT repository_id, sha, parents, authored_at, committed_at, \
-    author, subject, mr_number, mr_created_at, mr_merged_at FROM commits WHERE repository_id = ?1";
+    mr_created_at = ?4, mr_merged_at = ?5 WHERE repository_id = ?1 AND sha = ?2 \
+    AND (mr_number IS DISTINCT FROM ?3 OR mr_created_at IS DISTINCT FROM ?4 \
+        OR mr_merged_at IS DISTINCT FROM ?5)";
+/// What [`crate::rows::commit`] reads, then the ordinal.
+const COMMIT_COLUMNS: &str = "repository_id, sha, parents, authored_at, committed_at, author, \
+    subject, mr_number, mr_created_at, mr_merged_at, ordinal";
+pub fn commits_of() -> String {
+    format!("SELECT {COMMIT_COLUMNS} FROM commits WHERE repository_id = ?1")
+}
+/// One commit of a repository by sha.
+pub fn commit_by_sha() -> String {
+    format!("SELECT {COMMIT_COLUMNS} FROM commits WHERE repository_id = ?1 AND sha = ?2")
+}
+/// Commits of a repository by sha, the shas a PostgreSQL array.
+pub fn commits_by_sha_array() -> String {
+    format!("SELECT {COMMIT_COLUMNS} FROM commits WHERE repository_id = ?1 AND sha = ANY(?2)")
+}
 
 pub const ENV_TIERS: &str = "SELECT env, tier FROM env_tiers ORDER BY env";
 pub const SET_ENV_TIER: &str = "INSERT INTO env_tiers (env, tier) VALUES (?1, ?2) \
@@ -298,47 +325,76 @@ pub fn sorted_unique<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a st
     names
 }
 
-/// The streams a write can change, as `(service, env or '')`: selected from `deployments`.
-const MARK_SELECTED: &str = "INSERT INTO dirty_streams (service, env) \
-    SELECT DISTINCT service, COALESCE(env, '') FROM deployments";
+/// The streams a write can change, as `(service, env or '')`, selected from `deployments`;
+/// `history` says whether the write can change change sets already derived.
+fn mark_selected(history: &str) -> String {
+    format!(
+        "INSERT INTO dirty_streams (service, env, history) \
+         SELECT DISTINCT service, COALESCE(env, ''), {history} FROM deployments"
+    )
+}
 
-/// One stream (`?2` NULL: the deployments without env).
-pub const MARK_STREAM: &str =
-    "INSERT INTO dirty_streams (service, env) VALUES (?1, COALESCE(?2, ''))";
+/// One stream (`?2` NULL: the deployments without env); `?3`: whether its history changed.
+pub const MARK_STREAM: &str = "INSERT INTO dirty_streams (service, env, history) \
+    VALUES (?1, COALESCE(?2, ''), ?3)";
+
+/// Whether the stream of service `?1` (in env `?3`, else without one) holds a deployment finished
+/// after `?2`: a new one finishing at `?2` would land inside its past.
+pub fn finished_later(has_env: bool) -> String {
+    let env = if has_env { "env = ?3" } else { "env IS NULL" };
+    format!(
+        "SELECT EXISTS (SELECT 1 FROM deployments \
+         WHERE service = ?1 AND finished_at > ?2 AND {env})"
+    )
+}
 
 /// Every stream of a service, or only its stream in env `?2` when not NULL (a failure scope
-/// naming services).
+/// naming services): their verdicts.
 pub fn mark_streams_of_service() -> String {
-    format!("{MARK_SELECTED} WHERE service = ?1 AND (CAST(?2 AS TEXT) IS NULL OR env = ?2)")
+    format!(
+        "{} WHERE service = ?1 AND (CAST(?2 AS TEXT) IS NULL OR env = ?2)",
+        mark_selected("FALSE")
+    )
 }
 
 /// Every stream holding a deployment of team `?1` (in env `?2` when not NULL): a failure scope
 /// naming a team.
 pub fn mark_streams_of_team() -> String {
     format!(
-        "{MARK_SELECTED} WHERE pk IN (SELECT owner_pk FROM deployment_attrs \
-         WHERE key = 'team' AND value = ?1) AND (CAST(?2 AS TEXT) IS NULL OR env = ?2)"
+        "{} WHERE pk IN (SELECT owner_pk FROM deployment_attrs \
+         WHERE key = 'team' AND value = ?1) AND (CAST(?2 AS TEXT) IS NULL OR env = ?2)",
+        mark_selected("FALSE")
     )
 }
 
-/// Every stream deploying from a repository (its commits changed).
+/// Every stream deploying from a repository (a commit filled a hole in what it walked).
 pub fn mark_streams_of_repository() -> String {
-    format!("{MARK_SELECTED} WHERE repository_id = ?1")
+    format!("{} WHERE repository_id = ?1", mark_selected("TRUE"))
 }
 
 /// Every stream of an env (its tier changed).
 pub fn mark_streams_of_env() -> String {
-    format!("{MARK_SELECTED} WHERE env = ?1")
+    format!("{} WHERE env = ?1", mark_selected("FALSE"))
 }
 
-/// Every stream (the derivation settings changed).
+/// Every stream (the failure window changed): their verdicts.
 pub fn mark_all_streams() -> String {
-    format!("{MARK_SELECTED} WHERE true")
+    format!("{} WHERE true", mark_selected("FALSE"))
 }
 
 /// Each stale stream once, with the newest mark.
-pub const DIRTY_STREAMS: &str = "SELECT service, env, MAX(seq) FROM dirty_streams \
+pub const DIRTY_STREAMS: &str = "SELECT service, env, MAX(seq), \
+    CAST(MAX(CASE WHEN history THEN 1 ELSE 0 END) AS BIGINT) FROM dirty_streams \
     GROUP BY service, env ORDER BY service, env";
+/// What [`crate::rows::stream_head`] reads.
+pub const STREAM_HEAD: &str = "SELECT last_id, last_finished_at, repository_id, shipped \
+    FROM stream_heads WHERE service = ?1 AND env = ?2";
+pub const PUT_STREAM_HEAD: &str = "INSERT INTO stream_heads (service, env, last_id, \
+        last_finished_at, repository_id, shipped) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+    ON CONFLICT (service, env) DO UPDATE SET last_id = excluded.last_id, \
+        last_finished_at = excluded.last_finished_at, repository_id = excluded.repository_id, \
+        shipped = excluded.shipped";
+pub const DELETE_STREAM_HEAD: &str = "DELETE FROM stream_heads WHERE service = ?1 AND env = ?2";
 /// How many streams and days are stale, and the age of the oldest stream mark, by the
 /// database's clock (the one the marks' default reads).
 pub fn staleness(dialect: Dialect) -> &'static str {

@@ -7,6 +7,7 @@
 //! as it is; only when a write fails is it applied again with each write in a savepoint, so
 //! that a failing write is undone alone. (A savepoint journals every page its write changes.)
 
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 
 use dora_core::derive::{FailureScope, Named};
@@ -23,7 +24,7 @@ use tokio::sync::oneshot;
 use crate::rows::{encode_nanos, json_list_text, to_json_list, Columns};
 use crate::sql::{self, EventTable};
 use crate::tallies;
-use crate::{DirtyStream, StoreError, StoreResult, StreamKey, TokenRecord};
+use crate::{DirtyStream, StoreError, StoreResult, StreamHead, StreamKey, TokenRecord};
 
 /// At most this many writes share one commit.
 pub const MAX_BATCH: usize = 1024;
@@ -54,7 +55,7 @@ pub enum WriteOp {
     PutCommits(Vec<Commit>),
     SetEnvTier(String, Option<Tier>),
     MarkDirty(Vec<StreamKey>),
-    ReplaceFacts(DirtyStream, Vec<DeploymentFact>),
+    ReplaceFacts(DirtyStream, Vec<DeploymentFact>, Option<StreamHead>),
     /// Tallies again up to this many stale days.
     TallyDays(usize),
     SettleFactSetting(String, i64),
@@ -128,7 +129,10 @@ macro_rules! args {
 
 /// What only PostgreSQL must lock: SQLite's single writer already serialises every write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lock {
+pub enum Lock<'a> {
+    /// A repository's commits: a commit that fills a hole must see the hole another batch
+    /// records for it, or no stream would learn of it.
+    Repository(&'a str),
     /// Two nodes starting together must not both see no token.
     FirstToken,
     /// One tallier at a time across nodes: each claims its days' marks before reading their
@@ -148,7 +152,7 @@ pub trait Tx {
         params: &[Param<'_>],
     ) -> impl Future<Output = StoreResult<Vec<Self::Row>>>;
     /// Takes `lock` until the transaction ends (a no-op where writes are serialised anyway).
-    fn lock(&self, lock: Lock) -> impl Future<Output = StoreResult<()>>;
+    fn lock(&self, lock: Lock<'_>) -> impl Future<Output = StoreResult<()>>;
     /// Starts a write transaction.
     fn begin(&self) -> impl Future<Output = StoreResult<()>>;
     /// Runs a statement that controls the transaction (`COMMIT`, `SAVEPOINT …`).
@@ -255,16 +259,17 @@ async fn apply(tx: &impl Tx, op: &WriteOp) -> StoreResult<u64> {
             delete(tx, &sql::FAILURES, id).await
         }
         WriteOp::MarkDirty(streams) => {
+            // Verdicts that depend on another stream's: no change set changes.
             for stream in streams {
-                tx.execute(
-                    sql::MARK_STREAM,
-                    args![&stream.service, stream.env.as_ref()],
-                )
-                .await?;
+                let (service, env) = (&stream.service, stream.env.as_ref());
+                tx.execute(sql::MARK_STREAM, args![service, env, false])
+                    .await?;
             }
             Ok(streams.len() as u64)
         }
-        WriteOp::ReplaceFacts(dirty, facts) => replace_facts(tx, dirty, facts).await,
+        WriteOp::ReplaceFacts(dirty, facts, head) => {
+            replace_facts(tx, dirty, facts, head.as_ref()).await
+        }
         WriteOp::TallyDays(limit) => tally_days(tx, *limit).await,
         WriteOp::SettleFactSetting(name, value) => {
             let stored = first(tx.query(sql::FACT_SETTING, args![name]).await?);
@@ -313,9 +318,28 @@ fn first<T>(found: Vec<T>) -> Option<T> {
     found.into_iter().next()
 }
 
+/// Inserts the new commits, each numbered in its repository. Change sets already derived change
+/// only when a commit fills a hole (a parent or a deployment's commit that was missing) or
+/// brings a changed merge request: then every stream of its repository is derived again.
 async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
-    let mut new = 0;
+    let repositories = sql::distinct_repositories(commits);
+    for repository in &repositories {
+        tx.lock(Lock::Repository(repository)).await?;
+    }
+    let mut next_ordinal: HashMap<&str, i64> = HashMap::new();
+    for repository in &repositories {
+        let stored = first(
+            tx.query(sql::REPOSITORY_COMMITS, args![*repository])
+                .await?,
+        );
+        let next = stored.map(|row| row.required_int(0)).transpose()?;
+        next_ordinal.insert(repository, next.unwrap_or(0));
+    }
+    let mut changed: BTreeSet<&str> = BTreeSet::new();
+    let mut inserted = Vec::new();
     for c in commits {
+        let repository = c.repository_id.as_str();
+        let ordinal = next_ordinal.entry(repository).or_insert(0);
         let mr = c.merge_request.as_ref();
         let (number, created, merged) = (
             mr.map(|m| m.number),
@@ -323,11 +347,11 @@ async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
             mr.and_then(|m| m.merged_at),
         );
         let parents = c.parents.join(" ");
-        let inserted = tx
+        let new = tx
             .execute(
                 sql::INSERT_COMMIT,
                 args![
-                    &c.repository_id,
+                    repository,
                     &c.sha,
                     &parents,
                     c.authored_at,
@@ -337,32 +361,85 @@ async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
                     number,
                     created,
                     merged,
+                    *ordinal,
                 ],
             )
             .await?;
-        if inserted > 0 {
-            new += 1;
-        } else if mr.is_some() {
-            tx.execute(
-                sql::SET_COMMIT_MERGE_REQUEST,
-                args![&c.repository_id, &c.sha, number, created, merged],
-            )
-            .await?;
+        if new > 0 {
+            *ordinal += 1;
+            inserted.push(c);
+            if tx
+                .execute(sql::FILL_HOLE, args![repository, &c.sha])
+                .await?
+                > 0
+            {
+                changed.insert(repository);
+            }
+        } else if mr.is_some()
+            && tx
+                .execute(
+                    sql::SET_COMMIT_MERGE_REQUEST,
+                    args![repository, &c.sha, number, created, merged],
+                )
+                .await?
+                > 0
+        {
+            changed.insert(repository);
         }
     }
-    for repository in sql::distinct_repositories(commits) {
+    // Parents that neither the batch nor the store holds are holes now.
+    for c in &inserted {
+        let repository = c.repository_id.as_str();
+        for parent in &c.parents {
+            let exists = tx
+                .query(sql::COMMIT_EXISTS, args![repository, parent])
+                .await?;
+            if exists.is_empty() {
+                tx.execute(sql::PUT_HOLE, args![repository, parent]).await?;
+            }
+        }
+    }
+    for (repository, next) in next_ordinal {
+        tx.execute(sql::SET_REPOSITORY_COMMITS, args![repository, next])
+            .await?;
+    }
+    for repository in changed {
         tx.execute(&sql::mark_streams_of_repository(), args![repository])
             .await?;
     }
-    Ok(new)
+    Ok(inserted.len() as u64)
 }
 
 async fn put_deployment(tx: &impl Tx, d: &Deployment) -> StoreResult<()> {
-    // A replacement may move the deployment to another stream: both change.
-    mark_stream_of_deployment(tx, &d.id).await?;
-    tx.execute(sql::MARK_STREAM, args![&d.service, d.env.as_ref()])
+    // A replacement may move the deployment to another stream: both change, from their start.
+    // A new one finishing after every other of its stream is appended: the change sets before
+    // it stay.
+    let replaced = mark_stream_of_deployment(tx, &d.id).await?;
+    let history = replaced || {
+        let later = sql::finished_later(d.env.is_some());
+        let found = match &d.env {
+            Some(env) => {
+                tx.query(&later, args![&d.service, d.finished_at, env])
+                    .await?
+            }
+            None => tx.query(&later, args![&d.service, d.finished_at]).await?,
+        };
+        let later = first(found).map(|row| row.boolean(0)).transpose()?;
+        later.flatten().unwrap_or(true)
+    };
+    tx.execute(sql::MARK_STREAM, args![&d.service, d.env.as_ref(), history])
         .await?;
     let git = d.git.as_ref();
+    if let Some(git) = git {
+        let (repository, sha) = (&git.repository_id, &git.commit_sha);
+        if tx
+            .query(sql::COMMIT_EXISTS, args![repository, sha])
+            .await?
+            .is_empty()
+        {
+            tx.execute(sql::PUT_HOLE, args![repository, sha]).await?;
+        }
+    }
     let (tags, now) = (to_json_list(&d.custom_tags), dora_core::time::now());
     let row = first(
         tx.query(
@@ -467,8 +544,9 @@ async fn patch_deployment(
     };
     let pk = row.required_int(0)?;
     if let Some(stream) = first(tx.query(sql::DEPLOYMENT_STREAM_BY_PK, args![pk]).await?) {
+        // A mark or a remediation: verdicts only.
         let (service, env) = (stream.required_text(0)?, stream.text(1)?);
-        tx.execute(sql::MARK_STREAM, args![&service, env.as_ref()])
+        tx.execute(sql::MARK_STREAM, args![&service, env.as_ref(), false])
             .await?;
     }
     if let Some(change_failure) = patch.change_failure {
@@ -495,14 +573,16 @@ async fn delete(tx: &impl Tx, table: &EventTable, id: &str) -> StoreResult<u64> 
     Ok(1)
 }
 
-/// Marks the stream a stored deployment is in, if it exists.
-async fn mark_stream_of_deployment(tx: &impl Tx, id: &str) -> StoreResult<()> {
-    if let Some(row) = first(tx.query(sql::DEPLOYMENT_STREAM_BY_ID, args![id]).await?) {
-        let (service, env) = (row.required_text(0)?, row.text(1)?);
-        tx.execute(sql::MARK_STREAM, args![&service, env.as_ref()])
-            .await?;
-    }
-    Ok(())
+/// Marks the stream a stored deployment is in, from its start (the deployment is replaced or
+/// deleted); `false` when there is no such deployment.
+async fn mark_stream_of_deployment(tx: &impl Tx, id: &str) -> StoreResult<bool> {
+    let Some(row) = first(tx.query(sql::DEPLOYMENT_STREAM_BY_ID, args![id]).await?) else {
+        return Ok(false);
+    };
+    let (service, env) = (row.required_text(0)?, row.text(1)?);
+    tx.execute(sql::MARK_STREAM, args![&service, env.as_ref(), true])
+        .await?;
+    Ok(true)
 }
 
 /// Marks the streams a stored failure concerns, if it exists.
@@ -541,6 +621,7 @@ async fn replace_facts(
     tx: &impl Tx,
     dirty: &DirtyStream,
     facts: &[DeploymentFact],
+    head: Option<&StreamHead>,
 ) -> StoreResult<u64> {
     let (service, env) = (&dirty.stream.service, dirty.stream.env_text());
     let since = first(
@@ -595,6 +676,21 @@ async fn replace_facts(
     for day in changes.days {
         tx.execute(tallies::MARK_DAY, args![day]).await?;
     }
+    match head {
+        Some(h) => {
+            let repository = h.repository_id.as_ref();
+            let last = (&h.last_id, h.last_finished_at);
+            tx.execute(
+                sql::PUT_STREAM_HEAD,
+                args![service, env, last.0, last.1, repository, &h.shipped],
+            )
+            .await?
+        }
+        None => {
+            tx.execute(sql::DELETE_STREAM_HEAD, args![service, env])
+                .await?
+        }
+    };
     Ok(1)
 }
 

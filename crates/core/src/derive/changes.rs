@@ -37,15 +37,26 @@ pub struct ChangeSet {
 /// Change sets of one stream: the deployments of one service to one env, in finish order.
 /// Deployments without git info ship no commits and are not baselines.
 pub fn change_sets(stream: &[StoredDeployment], graph: &CommitGraph) -> Vec<ChangeSet> {
-    // Every commit reachable from an earlier deployment of the stream. Because it is closed
-    // under parents, walking a new tip and stopping at it yields exactly "reachable from this
-    // and from no earlier deployment": `rev-list prev..this` minus what an older deployment
-    // already shipped (redeploys, rollbacks then roll-forwards) — in time proportional to the
-    // new commits, not to the history.
+    appended_change_sets(stream, graph, |_| false, None).0
+}
+
+/// Change sets of deployments appended (in finish order) to a stream whose earlier deployments
+/// reached every commit `shipped` says, the last of them with git info being `baseline`; with
+/// every commit the new ones reached. [`change_sets`] is this over a whole stream.
+///
+/// What was reached is closed under parents, so walking a new tip and stopping at it yields
+/// exactly "reachable from this and from no earlier deployment": `rev-list prev..this` minus
+/// what an older deployment already shipped (redeploys, rollbacks then roll-forwards) — in time
+/// proportional to the new commits, not to the history.
+pub fn appended_change_sets<'s, 'g>(
+    appended: &'s [StoredDeployment],
+    graph: &'g CommitGraph,
+    shipped: impl Fn(&str) -> bool,
+    mut baseline: Option<&'s str>,
+) -> (Vec<ChangeSet>, HashSet<&'g str>) {
     let mut reached: HashSet<&str> = HashSet::new();
-    let mut baseline: Option<&str> = None; // deployment id
-    let mut sets = Vec::with_capacity(stream.len());
-    for stored in stream {
+    let mut sets = Vec::with_capacity(appended.len());
+    for stored in appended {
         let d = &stored.deployment;
         let Some(git) = &d.git else {
             sets.push(ChangeSet {
@@ -59,7 +70,7 @@ pub fn change_sets(stream: &[StoredDeployment], graph: &CommitGraph) -> Vec<Chan
         };
         let tip = git.commit_sha.as_str();
         let tip_missing = !graph.contains(tip);
-        let new = graph.walk(tip, &reached);
+        let new = graph.walk_until(tip, |sha| reached.contains(sha) || shipped(sha));
         let mut commits: Vec<ShippedCommit> = new
             .iter()
             .filter_map(|sha| graph.get(sha))
@@ -88,5 +99,5 @@ pub fn change_sets(stream: &[StoredDeployment], graph: &CommitGraph) -> Vec<Chan
         });
         baseline = Some(d.id.as_str());
     }
-    sets
+    (sets, reached)
 }

@@ -27,6 +27,12 @@ impl CommitGraph {
     /// stops at hidden commits, since everything behind them is hidden too when `hidden` is a
     /// whole ancestry.
     pub fn walk<'a>(&'a self, tip: &str, hidden: &HashSet<&str>) -> HashSet<&'a str> {
+        self.walk_until(tip, |sha| hidden.contains(sha))
+    }
+
+    /// [`CommitGraph::walk`] with the hidden commits those `hidden` says (again a set closed
+    /// under parents).
+    pub fn walk_until<'a>(&'a self, tip: &str, hidden: impl Fn(&str) -> bool) -> HashSet<&'a str> {
         let mut seen = HashSet::new();
         let mut stack: Vec<&str> = self
             .commits
@@ -35,7 +41,7 @@ impl CommitGraph {
             .into_iter()
             .collect();
         while let Some(sha) = stack.pop() {
-            if hidden.contains(sha) || !seen.insert(sha) {
+            if hidden(sha) || !seen.insert(sha) {
                 continue;
             }
             if let Some(commit) = self.commits.get(sha) {
@@ -47,5 +53,14 @@ impl CommitGraph {
             }
         }
         seen
+    }
+
+    /// How many commits it holds.
+    pub fn len(&self) -> usize {
+        self.commits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commits.is_empty()
     }
 }

@@ -212,6 +212,44 @@ async fn every_write_stales_the_streams_it_can_change() {
         .await
         .unwrap();
     assert_eq!(dirty(store).await.len(), 3);
+    // Only because that commit was the deployments' own: a commit nothing stored names stales
+    // nothing, nor does sending one again; one filling a hole (a parent a stored commit names)
+    // or bringing a changed merge request stales every stream of its repository again.
+    let commit = |sha: char, parents: &[char], mr: Option<i64>| Commit {
+        repository_id: "github.com/acme/shop".into(),
+        sha: sha.to_string().repeat(40),
+        parents: parents.iter().map(|p| p.to_string().repeat(40)).collect(),
+        authored_at: JAN1 * SECOND,
+        committed_at: JAN1 * SECOND,
+        author: None,
+        subject: None,
+        merge_request: mr.map(|number| dora_core::model::MergeRequest {
+            number,
+            created_at: None,
+            merged_at: None,
+        }),
+    };
+    for (commits, stales) in [
+        (vec![commit('b', &['a'], None)], 0),
+        (vec![commit('c', &['e'], Some(7))], 0),
+        (vec![commit('c', &['e'], Some(7))], 0),
+        (vec![commit('e', &[], None)], 3),
+        (vec![commit('c', &['e'], Some(8))], 3),
+        // Within one batch, a parent after its child fills the child's hole at once.
+        (
+            vec![commit('f', &['g'], None), commit('g', &['b'], None)],
+            0,
+        ),
+    ] {
+        clean(store).await;
+        store.put_commits(commits.clone()).await.unwrap();
+        assert_eq!(
+            dirty(store).await.len(),
+            stales,
+            "{commits:?} after {:?}",
+            dirty(store).await
+        );
+    }
 
     // PATCH, delete and an env's tier.
     clean(store).await;

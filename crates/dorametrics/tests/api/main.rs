@@ -38,6 +38,7 @@ mod datadog_events;
 mod datadog_list;
 mod datadog_patch;
 mod datadog_validation;
+mod differential;
 mod facts;
 mod gitlab;
 mod hygiene;

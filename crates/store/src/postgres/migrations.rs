@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "stale_since",
         include_str!("../../migrations/postgres/0010_stale_since.sql"),
     ),
+    (
+        11,
+        "incremental_change_sets",
+        include_str!("../../migrations/postgres/0011_incremental_change_sets.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

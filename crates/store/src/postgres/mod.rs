@@ -8,7 +8,7 @@ mod migrations;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use dora_core::metrics::DeploymentFact;
-use dora_core::model::{Commit, Failure, ListQuery, StoredDeployment};
+use dora_core::model::{Failure, ListQuery, StoredDeployment};
 use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
@@ -25,6 +25,7 @@ use crate::{
     DirtyStream, FactQuery, Outage, Store, StoreError, StoreOptions, StoreResult, StreamKey,
     TallyQuery, TokenRecord,
 };
+use crate::{NumberedCommit, StreamHead};
 
 /// An arbitrary constant naming the lock that makes the first admin token unique.
 const FIRST_TOKEN_LOCK: i64 = 0x0064_6f72_6174_6f6b;
@@ -98,10 +99,18 @@ impl Tx for PgTx<'_> {
         Ok(self.0.query(&statement, &Self::refs(params)).await?)
     }
 
-    async fn lock(&self, lock: Lock) -> StoreResult<()> {
+    async fn lock(&self, lock: Lock<'_>) -> StoreResult<()> {
         let key = match lock {
             Lock::FirstToken => FIRST_TOKEN_LOCK,
             Lock::DayTally => DAY_TALLY_LOCK,
+            // hashtext is 32 bits: no repository collides with the two above.
+            Lock::Repository(repository) => {
+                let sql = "SELECT pg_advisory_xact_lock(hashtext(?1))";
+                return self
+                    .execute(sql, &[Param::Text(repository)])
+                    .await
+                    .map(drop);
+            }
         };
         self.execute("SELECT pg_advisory_xact_lock(?1)", &[Param::Int(key)])
             .await
@@ -423,9 +432,20 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>> {
-        let rows = self.query(sql::COMMITS_OF, &[&repository_id]).await?;
-        rows.iter().map(crate::rows::commit).collect()
+    async fn commit_graph(&self, repository_id: &str) -> StoreResult<Vec<NumberedCommit>> {
+        let rows = self.query(&sql::commits_of(), &[&repository_id]).await?;
+        rows.iter().map(crate::rows::numbered_commit).collect()
+    }
+
+    async fn commits_named(
+        &self,
+        repository_id: &str,
+        shas: &[String],
+    ) -> StoreResult<Vec<NumberedCommit>> {
+        let rows = self
+            .query(&sql::commits_by_sha_array(), &[&repository_id, &shas])
+            .await?;
+        rows.iter().map(crate::rows::numbered_commit).collect()
     }
 
     async fn env_tiers(&self) -> StoreResult<Vec<(String, Tier)>> {
@@ -466,9 +486,17 @@ impl Store for PostgresStore {
                 Ok(DirtyStream {
                     stream: crate::rows::stream_key(row, 0)?,
                     seq: row.required_int(2)?,
+                    history: row.required_int(3)? != 0,
                 })
             })
             .collect()
+    }
+
+    async fn stream_head(&self, stream: &StreamKey) -> StoreResult<Option<StreamHead>> {
+        let rows = self
+            .query(sql::STREAM_HEAD, &[&stream.service, &stream.env_text()])
+            .await?;
+        rows.first().map(crate::rows::stream_head).transpose()
     }
 
     async fn newest_mark(&self, stream: &StreamKey) -> StoreResult<Option<i64>> {

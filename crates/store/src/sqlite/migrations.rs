@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "stale_since",
         include_str!("../../migrations/sqlite/0010_stale_since.sql"),
     ),
+    (
+        11,
+        "incremental_change_sets",
+        include_str!("../../migrations/sqlite/0011_incremental_change_sets.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.
@@ -149,5 +154,67 @@ mod tests {
                 .unwrap();
             assert_eq!(newest, 4, "keep_marks={keep_marks}");
         }
+    }
+
+    /// Migration 11 numbers the commits of each repository and records as holes the parents
+    /// and deployment commits that are not stored.
+    #[test]
+    fn commits_are_numbered_and_missing_ones_are_holes() {
+        let conn = Connection::open_in_memory().unwrap();
+        for &(_, _, sql) in &MIGRATIONS[..10] {
+            conn.execute_batch(sql).unwrap();
+        }
+        let commit = |repo: &str, sha: &str, parents: &str| {
+            conn.execute(
+                "INSERT INTO commits (repository_id, sha, parents, authored_at, committed_at) \
+                 VALUES (?1, ?2, ?3, 0, 0)",
+                [repo, sha, parents],
+            )
+            .unwrap();
+        };
+        commit("r1", "b", "a");
+        commit("r1", "c", "b x");
+        commit("r1", "d", "");
+        commit("r2", "e", "f g");
+        conn.execute(
+            "INSERT INTO deployments (id, service, started_at, finished_at, repository_url, \
+             repository_id, commit_sha, custom_tags, source, received_at) \
+             VALUES ('d1', 'shop', 0, 0, 'u', 'r1', 'z', '[]', 'api', 0)",
+            [],
+        )
+        .unwrap();
+        conn.execute_batch(MIGRATIONS[10].2).unwrap();
+        let rows = |sql: &str| -> Vec<(String, String)> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let numbered = rows(
+            "SELECT repository_id || '/' || sha, CAST(ordinal AS TEXT) FROM commits \
+             ORDER BY repository_id, sha",
+        );
+        let expected = [("r1/b", "0"), ("r1/c", "1"), ("r1/d", "2"), ("r2/e", "0")];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(numbered, expected);
+        let next = rows("SELECT repository_id, CAST(commits AS TEXT) FROM repositories ORDER BY 1");
+        assert_eq!(next, [("r1".into(), "3".into()), ("r2".into(), "1".into())]);
+        let holes = rows("SELECT repository_id, sha FROM commit_holes ORDER BY 1, 2");
+        let expected: Vec<(String, String)> = [
+            ("r1", "a"),
+            ("r1", "x"),
+            ("r1", "z"),
+            ("r2", "f"),
+            ("r2", "g"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(holes, expected);
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dora_core::metrics::DeploymentFact;
-use dora_core::model::{Commit, Failure, ListQuery, StoredDeployment};
+use dora_core::model::{Failure, ListQuery, StoredDeployment};
 use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
@@ -28,6 +28,7 @@ use crate::{
     DirtyStream, FactQuery, Outage, Store, StoreError, StoreOptions, StoreResult, StreamKey,
     TallyQuery, TokenRecord,
 };
+use crate::{NumberedCommit, StreamHead};
 use rows::query_all;
 use tokio::sync::{mpsc, oneshot};
 
@@ -348,12 +349,31 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>> {
+    async fn commit_graph(&self, repository_id: &str) -> StoreResult<Vec<NumberedCommit>> {
         let repository_id = repository_id.to_string();
         self.read(move |conn| {
-            query_all(conn, sql::COMMITS_OF, [repository_id], |row| {
-                crate::rows::commit(row)
+            query_all(conn, &sql::commits_of(), [repository_id], |row| {
+                crate::rows::numbered_commit(row)
             })
+        })
+        .await
+    }
+
+    async fn commits_named(
+        &self,
+        repository_id: &str,
+        shas: &[String],
+    ) -> StoreResult<Vec<NumberedCommit>> {
+        let (repository_id, shas) = (repository_id.to_string(), shas.to_vec());
+        self.read(move |conn| {
+            let mut found = Vec::with_capacity(shas.len());
+            for sha in &shas {
+                let one = query_all(conn, &sql::commit_by_sha(), [&repository_id, sha], |row| {
+                    crate::rows::numbered_commit(row)
+                })?;
+                found.extend(one);
+            }
+            Ok(found)
         })
         .await
     }
@@ -402,8 +422,20 @@ impl Store for SqliteStore {
                 Ok(DirtyStream {
                     stream: crate::rows::stream_key(row, 0)?,
                     seq: row.required_int(2)?,
+                    history: row.required_int(3)? != 0,
                 })
             })
+        })
+        .await
+    }
+
+    async fn stream_head(&self, stream: &StreamKey) -> StoreResult<Option<StreamHead>> {
+        let (service, env) = (stream.service.clone(), stream.env_text().to_string());
+        self.read(move |conn| {
+            query_all(conn, sql::STREAM_HEAD, [service, env], |row| {
+                crate::rows::stream_head(row)
+            })
+            .map(first)
         })
         .await
     }

@@ -102,7 +102,7 @@ impl Tx for WriterTx<'_> {
         Ok(found)
     }
 
-    async fn lock(&self, _lock: Lock) -> StoreResult<()> {
+    async fn lock(&self, _lock: Lock<'_>) -> StoreResult<()> {
         Ok(()) // the one writer serialises every write
     }
 
