@@ -81,26 +81,35 @@ impl NumberedGraph {
     }
 }
 
-/// The graph of the repository the last stream derived from scratch deployed from.
+/// The graph of the repository the last stream derived from scratch deployed from, and how
+/// many commits the repository held when it was loaded.
 #[derive(Default)]
 pub struct GraphCache {
     repository: Option<String>,
+    count: i64,
     graph: Option<NumberedGraph>,
 }
 
 impl GraphCache {
+    /// The whole graph of a repository, as it is now (asked after the stream is read, so that
+    /// it holds every commit a deployment of the stream names that was stored then).
     async fn of(
         &mut self,
         store: &dyn Store,
         repository: Option<&str>,
     ) -> StoreResult<&NumberedGraph> {
-        if self.graph.is_none() || self.repository.as_deref() != repository {
+        let count = match repository {
+            Some(repository) => store.commit_count(repository).await?,
+            None => 0,
+        };
+        if self.graph.is_none() || self.repository.as_deref() != repository || self.count != count {
             let commits = match repository {
                 Some(repository) => store.commit_graph(repository).await?,
                 None => Vec::new(),
             };
             self.graph = Some(NumberedGraph::new(commits));
             self.repository = repository.map(str::to_string);
+            self.count = count;
         }
         Ok(self
             .graph

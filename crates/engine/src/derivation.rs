@@ -344,7 +344,6 @@ async fn rederive_all(
     refresher: &Refresher,
     pace: Pace,
 ) -> StoreResult<()> {
-    let env_tiers: EnvTiers = store.env_tiers().await?.into_iter().collect();
     if dirty.len() > FEW_STREAMS {
         // Streams of one repository in a row, so its history is loaded once.
         let repositories: HashMap<StreamKey, String> =
@@ -360,10 +359,7 @@ async fn rederive_all(
     for stale in dirty {
         let started = Instant::now();
         pending.remove(&stale.stream);
-        rederive(
-            store, stale, &env_tiers, window, &mut graph, &pending, refresher,
-        )
-        .await?;
+        rederive(store, stale, window, &mut graph, &pending, refresher).await?;
         refresher.rest(pace, started.elapsed()).await;
     }
     Ok(())
@@ -373,7 +369,6 @@ async fn rederive_all(
 async fn rederive(
     store: &dyn Store,
     mut stale: DirtyStream,
-    env_tiers: &EnvTiers,
     window: Nanos,
     graphs: &mut GraphCache,
     pending: &HashSet<StreamKey>,
@@ -381,6 +376,8 @@ async fn rederive(
 ) -> StoreResult<()> {
     for _ in 0..ATTEMPTS {
         let stream = store.stream_deployments(&stale.stream).await?;
+        // Read after the stream: a tier changed meanwhile marked it again.
+        let env_tiers: EnvTiers = store.env_tiers().await?.into_iter().collect();
         // What was stored before: the lead times of what was derived already, and its teams,
         // whose failures may have been blamed here.
         let before = store.stream_facts(&stale.stream).await?;
@@ -396,7 +393,7 @@ async fn rederive(
             .iter()
             .zip(changes.lead_times)
             .zip(verdicts)
-            .map(|((stored, lead), verdict)| fact_of(stored, lead, &verdict, env_tiers))
+            .map(|((stored, lead), verdict)| fact_of(stored, lead, &verdict, &env_tiers))
             .collect();
         let verdicts_moved = !same_verdicts(&before, &facts);
         let stored = store
@@ -419,7 +416,7 @@ async fn rederive(
         // A write staled it again while we derived: derive again from what is there now,
         // from scratch (that write may have changed its past).
         match store.newest_mark(&stale.stream).await? {
-            Some(seq) => (stale.seq, stale.history) = (seq, true),
+            Some(marks) => stale = marks,
             None => return Ok(()), // another refresh (another node) stored it
         }
     }

@@ -378,6 +378,8 @@ pub struct DirtyStream {
     /// inside the stream's past, a delete, a commit filling a hole): derive it from its start.
     /// Otherwise only its verdicts and the deployments appended after its [`StreamHead`].
     pub history: bool,
+    /// How many marks up to `seq` it had.
+    pub marks: i64,
 }
 
 /// What a stream's change sets were derived up to: the last deployment then, the repository
@@ -490,6 +492,9 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Every stored commit of a repository, numbered.
     async fn commit_graph(&self, repository_id: &str) -> StoreResult<Vec<NumberedCommit>>;
+    /// How many commits a repository holds (the next ordinal): a graph loaded when it held
+    /// as many is still whole.
+    async fn commit_count(&self, repository_id: &str) -> StoreResult<i64>;
     /// The stored commits of a repository among these shas, numbered.
     async fn commits_named(
         &self,
@@ -548,8 +553,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// The streams whose facts are stale.
     async fn dirty_streams(&self) -> StoreResult<Vec<DirtyStream>>;
-    /// The newest mark of one stream; `None` when it is clean.
-    async fn newest_mark(&self, stream: &StreamKey) -> StoreResult<Option<i64>>;
+    /// The marks of one stream, as [`Store::dirty_streams`] says them; `None` when it is clean.
+    async fn newest_mark(&self, stream: &StreamKey) -> StoreResult<Option<DirtyStream>>;
     /// Marks streams stale (a recomputation found it changed what other streams depend on).
     async fn mark_streams_dirty(&self, streams: Vec<StreamKey>) -> StoreResult<()> {
         self.write(WriteOp::MarkDirty(streams)).await.map(drop)
@@ -566,7 +571,9 @@ pub trait Store: Send + Sync + 'static {
         self.store_derivation(dirty, facts, None).await
     }
     /// [`Store::replace_stream_facts`], keeping `head` as what the change sets were derived up
-    /// to (`None`: the next derivation starts from scratch).
+    /// to (`None`: the next derivation starts from scratch). With a head it is stored also when
+    /// writes since only appended to the stream or changed verdicts: their marks stay, and the
+    /// next derivation resumes from this one.
     async fn store_derivation(
         &self,
         dirty: DirtyStream,

@@ -236,6 +236,16 @@ pub fn numbered_commit(row: &impl Columns) -> StoreResult<NumberedCommit> {
     Ok((commit(row)?, ordinal))
 }
 
+/// Reads [`crate::sql::DIRTY_STREAMS`].
+pub fn dirty_stream(row: &impl Columns) -> StoreResult<crate::DirtyStream> {
+    Ok(crate::DirtyStream {
+        stream: stream_key(row, 0)?,
+        seq: row.required_int(2)?,
+        history: row.required_int(3)? != 0,
+        marks: row.required_int(4)?,
+    })
+}
+
 /// Reads [`crate::sql::STREAM_HEAD`].
 pub fn stream_head(row: &impl Columns) -> StoreResult<StreamHead> {
     Ok(StreamHead {

@@ -338,15 +338,11 @@ fn mark_selected(history: &str) -> String {
 pub const MARK_STREAM: &str = "INSERT INTO dirty_streams (service, env, history) \
     VALUES (?1, COALESCE(?2, ''), ?3)";
 
-/// Whether the stream of service `?1` (in env `?3`, else without one) holds a deployment finished
-/// after `?2`: a new one finishing at `?2` would land inside its past.
-pub fn finished_later(has_env: bool) -> String {
-    let env = if has_env { "env = ?3" } else { "env IS NULL" };
-    format!(
-        "SELECT EXISTS (SELECT 1 FROM deployments \
-         WHERE service = ?1 AND finished_at > ?2 AND {env})"
-    )
-}
+/// Whether stream (`?1`, `?2`: env or '') was derived past `?3`: a new deployment finishing at
+/// `?3` lands inside what its change sets already cover (one finishing with its head's last
+/// deployment sorts after it).
+pub const DERIVED_PAST: &str = "SELECT EXISTS (SELECT 1 FROM stream_heads \
+    WHERE service = ?1 AND env = ?2 AND last_finished_at > ?3)";
 
 /// Every stream of a service, or only its stream in env `?2` when not NULL (a failure scope
 /// naming services): their verdicts.
@@ -384,7 +380,7 @@ pub fn mark_all_streams() -> String {
 
 /// Each stale stream once, with the newest mark.
 pub const DIRTY_STREAMS: &str = "SELECT service, env, MAX(seq), \
-    CAST(MAX(CASE WHEN history THEN 1 ELSE 0 END) AS BIGINT) FROM dirty_streams \
+    CAST(MAX(CASE WHEN history THEN 1 ELSE 0 END) AS BIGINT), COUNT(*) FROM dirty_streams \
     GROUP BY service, env ORDER BY service, env";
 /// What [`crate::rows::stream_head`] reads.
 pub const STREAM_HEAD: &str = "SELECT last_id, last_finished_at, repository_id, shipped \
@@ -413,10 +409,22 @@ pub fn staleness(dialect: Dialect) -> &'static str {
         }
     }
 }
-pub const NEWEST_MARK: &str = "SELECT MAX(seq) FROM dirty_streams WHERE service = ?1 AND env = ?2";
+/// [`DIRTY_STREAMS`] of one stream.
+pub const STREAM_MARKS: &str = "SELECT service, env, MAX(seq), \
+    CAST(MAX(CASE WHEN history THEN 1 ELSE 0 END) AS BIGINT), COUNT(*) FROM dirty_streams \
+    WHERE service = ?1 AND env = ?2 GROUP BY service, env";
+/// How many marks up to `?3` the stream has: more than a re-derivation saw means a write it did
+/// not see committed with a smaller `seq` (PostgreSQL hands out `seq` before commit order).
+pub const MARKS_UP_TO: &str =
+    "SELECT COUNT(*) FROM dirty_streams WHERE service = ?1 AND env = ?2 AND seq <= ?3";
 /// Whether a write marked the stream after mark `?3` (then a re-derivation is out of date).
 pub const MARKED_SINCE: &str = "SELECT EXISTS (SELECT 1 FROM dirty_streams \
     WHERE service = ?1 AND env = ?2 AND seq > ?3)";
+/// Whether a write changed the stream's past after mark `?3`: a re-derivation kept with its
+/// head is still the base of the next one when the writes since only appended to the stream
+/// or changed verdicts (their marks stay, and the next derivation resumes from it).
+pub const MARKED_PAST_SINCE: &str = "SELECT EXISTS (SELECT 1 FROM dirty_streams \
+    WHERE service = ?1 AND env = ?2 AND seq > ?3 AND history)";
 /// Removes the marks a re-derivation saw; none left means another one stored a newer answer.
 pub const CLAIM_STREAM: &str =
     "DELETE FROM dirty_streams WHERE service = ?1 AND env = ?2 AND seq <= ?3";

@@ -412,20 +412,15 @@ async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
 
 async fn put_deployment(tx: &impl Tx, d: &Deployment) -> StoreResult<()> {
     // A replacement may move the deployment to another stream: both change, from their start.
-    // A new one finishing after every other of its stream is appended: the change sets before
-    // it stay.
+    // A new one finishing after what its stream's change sets cover is appended: those stay.
     let replaced = mark_stream_of_deployment(tx, &d.id).await?;
     let history = replaced || {
-        let later = sql::finished_later(d.env.is_some());
-        let found = match &d.env {
-            Some(env) => {
-                tx.query(&later, args![&d.service, d.finished_at, env])
-                    .await?
-            }
-            None => tx.query(&later, args![&d.service, d.finished_at]).await?,
-        };
-        let later = first(found).map(|row| row.boolean(0)).transpose()?;
-        later.flatten().unwrap_or(true)
+        let env = d.env.as_deref().unwrap_or("");
+        let found = tx
+            .query(sql::DERIVED_PAST, args![&d.service, env, d.finished_at])
+            .await?;
+        let past = first(found).map(|row| row.boolean(0)).transpose()?;
+        past.flatten().unwrap_or(true)
     };
     tx.execute(sql::MARK_STREAM, args![&d.service, d.env.as_ref(), history])
         .await?;
@@ -615,8 +610,9 @@ async fn mark_failure_scope(tx: &impl Tx, scope: FailureScope<'_>) -> StoreResul
     Ok(())
 }
 
-/// Replaces a stream's facts if no write has staled it since `dirty` was read and no other
-/// re-derivation stored a newer answer: 1 if replaced.
+/// Replaces a stream's facts if no write has staled it since `dirty` was read (with a head: no
+/// write changed its past since) and no other re-derivation stored a newer answer: 1 if
+/// replaced.
 async fn replace_facts(
     tx: &impl Tx,
     dirty: &DirtyStream,
@@ -624,12 +620,20 @@ async fn replace_facts(
     head: Option<&StreamHead>,
 ) -> StoreResult<u64> {
     let (service, env) = (&dirty.stream.service, dirty.stream.env_text());
-    let since = first(
-        tx.query(sql::MARKED_SINCE, args![service, env, dirty.seq])
-            .await?,
-    );
+    let overtaken = match head {
+        Some(_) => sql::MARKED_PAST_SINCE,
+        None => sql::MARKED_SINCE,
+    };
+    let since = first(tx.query(overtaken, args![service, env, dirty.seq]).await?);
     if since.map(|row| row.boolean(0)).transpose()?.flatten() == Some(true) {
         return Ok(0);
+    }
+    let seen = first(
+        tx.query(sql::MARKS_UP_TO, args![service, env, dirty.seq])
+            .await?,
+    );
+    if seen.map(|row| row.required_int(0)).transpose()? != Some(dirty.marks) {
+        return Ok(0); // a write it did not see committed with an older seq
     }
     if tx
         .execute(sql::CLAIM_STREAM, args![service, env, dirty.seq])

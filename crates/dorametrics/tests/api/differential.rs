@@ -399,4 +399,50 @@ async fn events_in_any_order_end_as_a_derivation_from_scratch() {
     assert!(from_head > 20, "only {from_head} derivations from a head");
 }
 
-conformance!(events_in_any_order_end_as_a_derivation_from_scratch);
+/// The same with the refresh running all along beside the writes, as the server's background
+/// refresh does: derivations overtaken by writes (stored or not) leave the same end.
+async fn events_written_while_refreshing_end_as_a_derivation_from_scratch() {
+    for seed in 11..=13 {
+        let events = org(seed);
+        let (kept, _kept_data) = spawn_store().await;
+        let refresher = Arc::new(Refresher::default());
+        let mut state = State::default();
+        let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let background = {
+            let (store, refresher, writing) = (
+                Arc::clone(&kept),
+                Arc::clone(&refresher),
+                Arc::clone(&writing),
+            );
+            tokio::spawn(async move {
+                let mut rounds = 0;
+                while writing.load(std::sync::atomic::Ordering::SeqCst) || rounds == 0 {
+                    refresh(store.as_ref(), &refresher).await;
+                    rounds += 1;
+                    tokio::task::yield_now().await;
+                }
+                rounds
+            })
+        };
+        for event in events {
+            state.apply(&event);
+            apply(kept.as_ref(), event).await;
+        }
+        writing.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert!(background.await.unwrap() > 0);
+        refresh(kept.as_ref(), &refresher).await;
+        let at = format!("seed {seed}");
+        let (facts, tallies) = derived(kept.as_ref()).await;
+        let (expected_facts, expected_tallies) = state.derived_from_scratch().await;
+        for (got, expected) in facts.iter().zip(&expected_facts) {
+            assert_eq!(got, expected, "{at}");
+        }
+        assert_eq!(facts, expected_facts, "{at}");
+        assert_eq!(tallies, expected_tallies, "{at}");
+    }
+}
+
+conformance!(
+    events_in_any_order_end_as_a_derivation_from_scratch,
+    events_written_while_refreshing_end_as_a_derivation_from_scratch,
+);

@@ -293,6 +293,26 @@ impl PostgresStore {
     }
 }
 
+/// A pooled connection in the middle of a write. Dropped before [`Writing::done`] (its request
+/// went away), it leaves the pool and closes, so that PostgreSQL rolls its transaction back and
+/// releases its locks rather than the next write finding it open.
+struct Writing(Option<deadpool_postgres::Object>);
+
+impl Writing {
+    /// The write ended (committed or rolled back): the connection goes back to the pool.
+    fn done(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
 /// Cancels the statement of a connection when dropped before [`CancelGuard::done`]: a request
 /// whose client went away stops using the database.
 struct CancelGuard(Option<tokio_postgres::CancelToken>);
@@ -367,7 +387,12 @@ impl Store for PostgresStore {
     async fn write(&self, op: WriteOp) -> StoreResult<u64> {
         let result = async {
             let (client, guard) = self.connection().await?;
-            let result = commit(&client, &op).await;
+            let writing = Writing(Some(client));
+            let result = match &writing.0 {
+                Some(client) => commit(client, &op).await,
+                None => Err(StoreError::Closed),
+            };
+            writing.done();
             guard.done();
             result
         }
@@ -437,6 +462,16 @@ impl Store for PostgresStore {
         rows.iter().map(crate::rows::numbered_commit).collect()
     }
 
+    async fn commit_count(&self, repository_id: &str) -> StoreResult<i64> {
+        let rows = self
+            .query(sql::REPOSITORY_COMMITS, &[&repository_id])
+            .await?;
+        rows.first()
+            .map(|row| row.required_int(0))
+            .transpose()
+            .map(|count| count.unwrap_or(0))
+    }
+
     async fn commits_named(
         &self,
         repository_id: &str,
@@ -481,15 +516,7 @@ impl Store for PostgresStore {
 
     async fn dirty_streams(&self) -> StoreResult<Vec<DirtyStream>> {
         let rows = self.query(sql::DIRTY_STREAMS, &[]).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DirtyStream {
-                    stream: crate::rows::stream_key(row, 0)?,
-                    seq: row.required_int(2)?,
-                    history: row.required_int(3)? != 0,
-                })
-            })
-            .collect()
+        rows.iter().map(crate::rows::dirty_stream).collect()
     }
 
     async fn stream_head(&self, stream: &StreamKey) -> StoreResult<Option<StreamHead>> {
@@ -499,14 +526,11 @@ impl Store for PostgresStore {
         rows.first().map(crate::rows::stream_head).transpose()
     }
 
-    async fn newest_mark(&self, stream: &StreamKey) -> StoreResult<Option<i64>> {
+    async fn newest_mark(&self, stream: &StreamKey) -> StoreResult<Option<DirtyStream>> {
         let rows = self
-            .query(sql::NEWEST_MARK, &[&stream.service, &stream.env_text()])
+            .query(sql::STREAM_MARKS, &[&stream.service, &stream.env_text()])
             .await?;
-        match rows.first() {
-            Some(row) => Ok(row.try_get(0)?),
-            None => Ok(None),
-        }
+        rows.first().map(crate::rows::dirty_stream).transpose()
     }
 
     async fn stream_facts(&self, stream: &StreamKey) -> StoreResult<Vec<DeploymentFact>> {

@@ -359,6 +359,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn commit_count(&self, repository_id: &str) -> StoreResult<i64> {
+        let repository_id = repository_id.to_string();
+        self.read(move |conn| {
+            let count = query_all(conn, sql::REPOSITORY_COMMITS, [repository_id], |row| {
+                row.required_int(0)
+            })?;
+            Ok(first(count).unwrap_or(0))
+        })
+        .await
+    }
+
     async fn commits_named(
         &self,
         repository_id: &str,
@@ -419,11 +430,7 @@ impl Store for SqliteStore {
     async fn dirty_streams(&self) -> StoreResult<Vec<DirtyStream>> {
         self.read(|conn| {
             query_all(conn, sql::DIRTY_STREAMS, [], |row| {
-                Ok(DirtyStream {
-                    stream: crate::rows::stream_key(row, 0)?,
-                    seq: row.required_int(2)?,
-                    history: row.required_int(3)? != 0,
-                })
+                crate::rows::dirty_stream(row)
             })
         })
         .await
@@ -440,10 +447,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn newest_mark(&self, stream: &StreamKey) -> StoreResult<Option<i64>> {
+    async fn newest_mark(&self, stream: &StreamKey) -> StoreResult<Option<DirtyStream>> {
         let (service, env) = (stream.service.clone(), stream.env_text().to_string());
         self.read(move |conn| {
-            Ok(conn.query_row(sql::NEWEST_MARK, [service, env], |row| row.get(0))?)
+            query_all(conn, sql::STREAM_MARKS, [service, env], |row| {
+                crate::rows::dirty_stream(row)
+            })
+            .map(first)
         })
         .await
     }
