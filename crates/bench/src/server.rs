@@ -65,7 +65,13 @@ impl ServerProcess {
             ])
             // One token sends the whole load, far past what a CI system would.
             .args(["--rate-limit-per-token", "off"])
-            .env("DORA_LOG", "warn,dorametrics=info")
+            // DORA_BENCH_SERVER_LOG: another filter for the server's log (server.log), e.g.
+            // `info,dora_engine=debug` to see each stream's derivation.
+            .env(
+                "DORA_LOG",
+                std::env::var("DORA_BENCH_SERVER_LOG")
+                    .unwrap_or_else(|_| "warn,dorametrics=info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)

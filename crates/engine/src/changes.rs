@@ -60,34 +60,13 @@ pub struct StreamChanges {
     pub from_head: bool,
 }
 
-/// A repository's graph with each commit's ordinal.
-struct NumberedGraph {
-    graph: CommitGraph,
-    ordinals: HashMap<String, u32>,
-}
-
-impl NumberedGraph {
-    fn new(commits: Vec<(Commit, u32)>) -> Self {
-        let ordinals = commits
-            .iter()
-            .map(|(c, ordinal)| (c.sha.clone(), *ordinal))
-            .collect();
-        let graph = CommitGraph::new(commits.into_iter().map(|(c, _)| c).collect());
-        Self { graph, ordinals }
-    }
-
-    fn ordinal(&self, sha: &str) -> Option<u32> {
-        self.ordinals.get(sha).copied()
-    }
-}
-
 /// The graph of the repository the last stream derived from scratch deployed from, and how
 /// many commits the repository held when it was loaded.
 #[derive(Default)]
 pub struct GraphCache {
     repository: Option<String>,
     count: i64,
-    graph: Option<NumberedGraph>,
+    graph: Option<CommitGraph>,
 }
 
 impl GraphCache {
@@ -97,7 +76,7 @@ impl GraphCache {
         &mut self,
         store: &dyn Store,
         repository: Option<&str>,
-    ) -> StoreResult<&NumberedGraph> {
+    ) -> StoreResult<&CommitGraph> {
         let count = match repository {
             Some(repository) => store.commit_count(repository).await?,
             None => 0,
@@ -107,13 +86,13 @@ impl GraphCache {
                 Some(repository) => store.commit_graph(repository).await?,
                 None => Vec::new(),
             };
-            self.graph = Some(NumberedGraph::new(commits));
+            self.graph = Some(CommitGraph::numbered(commits));
             self.repository = repository.map(str::to_string);
             self.count = count;
         }
         Ok(self
             .graph
-            .get_or_insert_with(|| NumberedGraph::new(Vec::new())))
+            .get_or_insert_with(|| CommitGraph::numbered(Vec::new())))
     }
 }
 
@@ -144,7 +123,7 @@ pub async fn stream_changes(
         }
     }
     let graph = graphs.of(store, repository).await?;
-    let (sets, reached) = appended_change_sets(stream, &graph.graph, |_| false, None);
+    let (sets, reached) = appended_change_sets(stream, graph, |_| false, None);
     let shipped: RoaringBitmap = reached.iter().filter_map(|s| graph.ordinal(s)).collect();
     Ok(StreamChanges {
         lead_times: sets.iter().map(LeadTimes::of).collect(),
@@ -218,10 +197,10 @@ async fn appended(
                 None => return Ok(None),
             }
         }
-        None => NumberedGraph::new(Vec::new()),
+        None => CommitGraph::numbered(Vec::new()),
     };
     let was_shipped = |sha: &str| graph.ordinal(sha).is_some_and(|o| shipped.contains(o));
-    let (sets, reached) = appended_change_sets(new, &graph.graph, was_shipped, baseline);
+    let (sets, reached) = appended_change_sets(new, &graph, was_shipped, baseline);
     shipped.extend(reached.iter().filter_map(|s| graph.ordinal(s)));
     let mut lead_times: Vec<LeadTimes> = resumed.derived.into_iter().map(LeadTimes::kept).collect();
     lead_times.extend(sets.iter().map(LeadTimes::of));
@@ -239,14 +218,14 @@ async fn walked_part(
     repository: &str,
     tips: Vec<String>,
     shipped: &RoaringBitmap,
-) -> StoreResult<Option<NumberedGraph>> {
+) -> StoreResult<Option<CommitGraph>> {
     let mut found: Vec<(Commit, u32)> = Vec::new();
     let mut asked: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut wanted = tips;
     loop {
         wanted.retain(|sha| asked.insert(sha.clone()));
         if wanted.is_empty() {
-            return Ok(Some(NumberedGraph::new(found)));
+            return Ok(Some(CommitGraph::numbered(found)));
         }
         if asked.len() > MOST_LOOKED_UP {
             return Ok(None);

@@ -375,6 +375,7 @@ async fn rederive(
     refresher: &Refresher,
 ) -> StoreResult<()> {
     for _ in 0..ATTEMPTS {
+        let started = Instant::now();
         let stream = store.stream_deployments(&stale.stream).await?;
         // Read after the stream: a tier changed meanwhile marked it again.
         let env_tiers: EnvTiers = store.env_tiers().await?.into_iter().collect();
@@ -401,6 +402,15 @@ async fn rederive(
             .await?;
         if stored {
             from.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                service = %stale.stream.service,
+                env = stale.stream.env_text(),
+                from_head = changes.from_head,
+                history = stale.history,
+                deployments = stream.len(),
+                took_ms = started.elapsed().as_secs_f64() * 1e3,
+                "stream derived"
+            );
             // A failure blamed here may have been blamed on a neighbour before (or the other
             // way round): their verdicts must be looked at again. They change only when ours
             // did, so this stops.

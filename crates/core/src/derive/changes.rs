@@ -1,9 +1,7 @@
 //! Change sets: which commits each deployment of one service to one env ships, and their lead
 //! times. DESIGN.md "Metric definitions" 2.
 
-use std::collections::HashSet;
-
-use super::graph::CommitGraph;
+use super::graph::{CommitGraph, ShaSet};
 use crate::model::StoredDeployment;
 use crate::time::Nanos;
 
@@ -53,8 +51,8 @@ pub fn appended_change_sets<'s, 'g>(
     graph: &'g CommitGraph,
     shipped: impl Fn(&str) -> bool,
     mut baseline: Option<&'s str>,
-) -> (Vec<ChangeSet>, HashSet<&'g str>) {
-    let mut reached: HashSet<&str> = HashSet::new();
+) -> (Vec<ChangeSet>, ShaSet<'g>) {
+    let mut reached = ShaSet::default();
     let mut sets = Vec::with_capacity(appended.len());
     for stored in appended {
         let d = &stored.deployment;
