@@ -171,6 +171,8 @@ pub const COMMIT_EXISTS: &str = "SELECT 1 FROM commits WHERE repository_id = ?1 
 /// A sha a stored commit or deployment names but the repository lacks.
 pub const PUT_HOLE: &str =
     "INSERT INTO commit_holes (repository_id, sha) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+/// Whether a repository has holes at all.
+pub const HAS_HOLES: &str = "SELECT EXISTS (SELECT 1 FROM commit_holes WHERE repository_id = ?1)";
 /// The sha arrived: 1 when it filled a hole.
 pub const FILL_HOLE: &str = "DELETE FROM commit_holes WHERE repository_id = ?1 AND sha = ?2";
 /// Merge-request facts may arrive after the commit itself.

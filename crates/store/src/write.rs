@@ -7,7 +7,7 @@
 //! as it is; only when a write fails is it applied again with each write in a savepoint, so
 //! that a failing write is undone alone. (A savepoint journals every page its write changes.)
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 
 use dora_core::derive::{FailureScope, Named};
@@ -335,6 +335,19 @@ async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
         let next = stored.map(|row| row.required_int(0)).transpose()?;
         next_ordinal.insert(repository, next.unwrap_or(0));
     }
+    // Most batches fill no hole: a repository without any skips the look-up per commit.
+    let mut with_holes: BTreeSet<&str> = BTreeSet::new();
+    for repository in &repositories {
+        let found = tx.query(sql::HAS_HOLES, args![*repository]).await?;
+        if first(found)
+            .map(|row| row.boolean(0))
+            .transpose()?
+            .flatten()
+            == Some(true)
+        {
+            with_holes.insert(repository);
+        }
+    }
     let mut changed: BTreeSet<&str> = BTreeSet::new();
     let mut inserted = Vec::new();
     for c in commits {
@@ -368,10 +381,11 @@ async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
         if new > 0 {
             *ordinal += 1;
             inserted.push(c);
-            if tx
-                .execute(sql::FILL_HOLE, args![repository, &c.sha])
-                .await?
-                > 0
+            if with_holes.contains(repository)
+                && tx
+                    .execute(sql::FILL_HOLE, args![repository, &c.sha])
+                    .await?
+                    > 0
             {
                 changed.insert(repository);
             }
@@ -387,10 +401,18 @@ async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
             changed.insert(repository);
         }
     }
-    // Parents that neither the batch nor the store holds are holes now.
+    // Parents that neither the batch nor the store holds are holes now (a batch is mostly a
+    // stretch of history: its own commits need no look-up).
+    let batch: HashSet<(&str, &str)> = commits
+        .iter()
+        .map(|c| (c.repository_id.as_str(), c.sha.as_str()))
+        .collect();
     for c in &inserted {
         let repository = c.repository_id.as_str();
         for parent in &c.parents {
+            if batch.contains(&(repository, parent.as_str())) {
+                continue;
+            }
             let exists = tx
                 .query(sql::COMMIT_EXISTS, args![repository, parent])
                 .await?;
