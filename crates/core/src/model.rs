@@ -215,6 +215,14 @@ pub fn check_custom_tag(tag: &str) -> Result<(), RuleError> {
 /// The attributes of an event as (key, value) pairs: what the query language matches against.
 /// Custom tags contribute their own keys; a failure contributes one `service` pair per service.
 pub fn deployment_attributes(d: &Deployment) -> Vec<(String, String)> {
+    let mut attrs = deployment_fields(d);
+    attrs.extend(tag_attributes(&d.custom_tags));
+    attrs
+}
+
+/// The attributes of a deployment's own fields: [`deployment_attributes`] without its custom
+/// tags.
+pub fn deployment_fields(d: &Deployment) -> Vec<(String, String)> {
     let mut attrs = vec![
         ("service".to_string(), d.service.clone()),
         ("source".to_string(), d.source.clone()),
@@ -223,7 +231,13 @@ pub fn deployment_attributes(d: &Deployment) -> Vec<(String, String)> {
     push_optional(&mut attrs, "team", &d.team);
     push_optional(&mut attrs, "version", &d.version);
     push_git(&mut attrs, &d.git);
-    push_tags(&mut attrs, &d.custom_tags);
+    attrs
+}
+
+/// The attributes custom tags (`key:value`) give; a tag without `:` gives none.
+pub fn tag_attributes(tags: &[String]) -> Vec<(String, String)> {
+    let mut attrs = Vec::new();
+    push_tags(&mut attrs, tags);
     attrs
 }
 

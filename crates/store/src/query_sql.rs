@@ -10,6 +10,11 @@
 //! All values travel as parameters; only `attrs_table`, `owner_pk_expr` and the
 //! [`ColumnKey`]s (trusted strings from the caller's code) are spliced into the SQL text.
 //!
+//! An event's own fields (a deployment's service, env, …) may be kept out of the attributes
+//! table: `fields` names the keys whose attribute is the value of a column and is in the table
+//! only when it is a number (so that numeric ranges still compare `num`) or repeated by a custom
+//! tag. A term on such a key is then `column condition OR EXISTS (…)`.
+//!
 //! [`column_filter_sql`] translates terms on some keys into conditions on columns of the owning
 //! row instead (`e.service = ?`), which indexes on those columns can serve. That is exact only
 //! for rows whose attributes of those keys are the column's value and nothing else, i.e. rows
@@ -63,15 +68,23 @@ pub struct SqlFilter {
 ///
 /// The sub-queries use the table alias `qa`; `owner_pk_expr` must not refer to an outer `qa`.
 /// For PostgreSQL, `num` should be `DOUBLE PRECISION` so it compares exactly with the `f64`
-/// parameters.
+/// parameters. `fields`: the keys kept in columns rather than attribute rows (module docs).
 pub fn filter_sql(
     q: &Query,
     attrs_table: &str,
     owner_pk_expr: &str,
+    fields: &[ColumnKey],
     dialect: Dialect,
     first_param: usize,
 ) -> SqlFilter {
-    let mut builder = Builder::new(attrs_table, owner_pk_expr, &[], dialect, first_param);
+    let mut builder = Builder::new(
+        attrs_table,
+        owner_pk_expr,
+        fields,
+        &[],
+        dialect,
+        first_param,
+    );
     builder.query(q);
     builder.finish()
 }
@@ -86,11 +99,19 @@ pub fn column_filter_sql(
     q: &Query,
     attrs_table: &str,
     owner_pk_expr: &str,
+    fields: &[ColumnKey],
     columns: &[ColumnKey],
     dialect: Dialect,
     first_param: usize,
 ) -> Option<SqlFilter> {
-    let mut builder = Builder::new(attrs_table, owner_pk_expr, columns, dialect, first_param);
+    let mut builder = Builder::new(
+        attrs_table,
+        owner_pk_expr,
+        fields,
+        columns,
+        dialect,
+        first_param,
+    );
     builder.query(q);
     builder.used_columns.then(|| builder.finish())
 }
@@ -128,6 +149,9 @@ pub fn tag_guard(custom_tags_expr: &str, columns: &[ColumnKey], dialect: Dialect
 struct Builder<'a> {
     attrs_table: &'a str,
     owner_pk_expr: &'a str,
+    /// Keys whose values are columns, in the attributes table only as numbers or custom tags.
+    fields: &'a [ColumnKey],
+    /// Keys a term on which is the column condition alone (the row has no custom tag of them).
     columns: &'a [ColumnKey],
     dialect: Dialect,
     next_param: usize,
@@ -153,6 +177,7 @@ impl<'a> Builder<'a> {
     fn new(
         attrs_table: &'a str,
         owner_pk_expr: &'a str,
+        fields: &'a [ColumnKey],
         columns: &'a [ColumnKey],
         dialect: Dialect,
         first_param: usize,
@@ -160,6 +185,7 @@ impl<'a> Builder<'a> {
         Builder {
             attrs_table,
             owner_pk_expr,
+            fields,
             columns,
             dialect,
             next_param: first_param,
@@ -266,11 +292,7 @@ impl<'a> Builder<'a> {
     /// attribute fails a term — so that `NOT` keeps meaning the complement.
     fn push_column_condition(&mut self, column: ColumnKey, condition: &str) {
         self.used_columns = true;
-        if column.nullable {
-            let _ = write!(self.sql, "({} IS NOT NULL AND {condition})", column.column);
-        } else {
-            let _ = write!(self.sql, "({condition})");
-        }
+        self.sql.push_str(&null_safe(column, condition));
     }
 
     /// The column form of a term on a column key, if SQL can say it on the column; emits
@@ -315,23 +337,67 @@ impl<'a> Builder<'a> {
         }
         match term {
             Term::Field { key, value } => {
-                let key = self.text_param(key.as_str());
+                let key_param = self.text_param(key.as_str());
                 let condition = self.value_condition("qa.value", value);
-                self.exists(Some(&key), &[condition]);
+                let on_field = self
+                    .field(key)
+                    .map(|field| null_safe(field, &self.value_condition(field.column, value)));
+                self.exists_or(on_field, Some(&key_param), &[condition]);
             }
             Term::Exists { key } => {
-                let key = self.text_param(key.as_str());
-                self.exists(Some(&key), &[]);
+                let key_param = self.text_param(key.as_str());
+                let on_field = self
+                    .field(key)
+                    .map(|field| format!("({} IS NOT NULL)", field.column));
+                self.exists_or(on_field, Some(&key_param), &[]);
             }
             Term::Range { key, lower, upper } => {
-                let key = self.text_param(key.as_str());
+                let key_param = self.text_param(key.as_str());
                 let conditions = self.range_conditions(lower, upper);
-                self.exists(Some(&key), &conditions);
+                // Numbers compare `num`: a field's numeric value has its attribute row.
+                let on_field = match numeric_bounds(lower, upper) {
+                    Some(_) => None,
+                    None => self.field(key).map(|field| {
+                        let on_column = self.string_range_conditions(field.column, lower, upper);
+                        null_safe(field, &on_column.join(" AND "))
+                    }),
+                };
+                self.exists_or(on_field, Some(&key_param), &conditions);
             }
             Term::Text(pattern) => {
                 let like = self.text_param(self.text_like_pattern(pattern));
-                self.exists(None, &[format!("lower(qa.value) LIKE {like} ESCAPE '\\'")]);
+                let on_fields: Vec<String> = self
+                    .fields
+                    .iter()
+                    .map(|field| {
+                        let condition = format!("lower({}) LIKE {like} ESCAPE '\\'", field.column);
+                        null_safe(*field, &condition)
+                    })
+                    .collect();
+                let on_fields = (!on_fields.is_empty()).then(|| on_fields.join(" OR "));
+                let condition = format!("lower(qa.value) LIKE {like} ESCAPE '\\'");
+                self.exists_or(on_fields, None, &[condition]);
             }
+        }
+    }
+
+    fn field(&self, key: &str) -> Option<ColumnKey> {
+        self.fields.iter().find(|c| c.key == key).copied()
+    }
+
+    /// `(on_field OR EXISTS (…))`, or the sub-query alone for a key that is no field.
+    fn exists_or(
+        &mut self,
+        on_field: Option<String>,
+        key_placeholder: Option<&str>,
+        conditions: &[String],
+    ) {
+        if let Some(on_field) = &on_field {
+            let _ = write!(self.sql, "({on_field} OR ");
+        }
+        self.exists(key_placeholder, conditions);
+        if on_field.is_some() {
+            self.sql.push(')');
         }
     }
 
@@ -437,6 +503,15 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// A condition on a column, false (never NULL) when the column is NULL — as a missing attribute
+/// fails a term — so that `NOT` keeps meaning the complement.
+fn null_safe(column: ColumnKey, condition: &str) -> String {
+    match column.nullable {
+        true => format!("({} IS NOT NULL AND {condition})", column.column),
+        false => format!("({condition})"),
+    }
+}
+
 /// A SQLite GLOB pattern: literal `*`, `?` and `[` are wrapped in brackets (GLOB has no escape
 /// character); `]` outside brackets is already literal.
 fn glob_pattern(parts: &[GlobPart]) -> String {
@@ -503,6 +578,7 @@ mod tests {
             &parse(query).unwrap(),
             "attrs",
             "d.pk",
+            &[],
             Dialect::Postgres,
             3,
         )
@@ -515,7 +591,7 @@ mod tests {
     #[test]
     fn match_all() {
         for dialect in [Dialect::Sqlite, Dialect::Postgres] {
-            let f = filter_sql(&Query::All, "attrs", "d.pk", dialect, 1);
+            let f = filter_sql(&Query::All, "attrs", "d.pk", &[], dialect, 1);
             assert_eq!(f.sql, "1=1");
             assert!(f.params.is_empty());
         }
@@ -588,7 +664,7 @@ mod tests {
     #[test]
     fn sqlite_placeholders_and_glob_escaping() {
         let q = parse(r"k:a\*\?\[]*").unwrap();
-        let f = filter_sql(&q, "t", "x.pk", Dialect::Sqlite, 7);
+        let f = filter_sql(&q, "t", "x.pk", &[], Dialect::Sqlite, 7);
         assert_eq!(
             f.sql,
             "EXISTS (SELECT 1 FROM t qa WHERE qa.owner_pk = x.pk AND qa.key = ?7 AND qa.value GLOB ?8)"
@@ -602,6 +678,7 @@ mod tests {
             &Query::Or(vec![Query::And(vec![]), Query::Or(vec![])]),
             "t",
             "x.pk",
+            &[],
             Dialect::Sqlite,
             1,
         );
@@ -622,7 +699,15 @@ mod tests {
     ];
 
     fn columns(query: &str, dialect: Dialect) -> Option<SqlFilter> {
-        column_filter_sql(&parse(query).unwrap(), "attrs", "e.pk", COLUMNS, dialect, 4)
+        column_filter_sql(
+            &parse(query).unwrap(),
+            "attrs",
+            "e.pk",
+            &[],
+            COLUMNS,
+            dialect,
+            4,
+        )
     }
 
     #[test]
@@ -684,7 +769,15 @@ mod tests {
     fn no_column_filter_without_column_terms() {
         assert_eq!(columns("c:a \"free text\" env:>1", Dialect::Sqlite), None);
         assert_eq!(
-            column_filter_sql(&Query::All, "attrs", "e.pk", COLUMNS, Dialect::Sqlite, 1),
+            column_filter_sql(
+                &Query::All,
+                "attrs",
+                "e.pk",
+                &[],
+                COLUMNS,
+                Dialect::Sqlite,
+                1
+            ),
             None
         );
     }
@@ -730,7 +823,7 @@ mod tests {
 
     /// The owners `q` selects in SQL; `?1` is a caller parameter placed before the filter's.
     fn sql_matches(db: &Connection, q: &Query) -> BTreeSet<i64> {
-        let filter = filter_sql(q, "attrs", "o.pk", Dialect::Sqlite, 2);
+        let filter = filter_sql(q, "attrs", "o.pk", &[], Dialect::Sqlite, 2);
         let sql = format!(
             "SELECT o.pk FROM owners o WHERE o.pk > ?1 AND ({})",
             filter.sql
@@ -938,12 +1031,14 @@ mod tests {
     // -----------------------------------------------------------------------------------------
     // Differential test of the whole list (`sql::list`) with column keys, against matches
 
-    /// A row whose keys `a` (always set) and `b` (optional) are columns, as a deployment's
-    /// service and env are; its custom tags may repeat them.
+    /// A row whose keys `a` (always set), `b` and `c` (optional) are columns, as a deployment's
+    /// service, env and commit_sha are; `a` and `b` are column keys the list filters on their
+    /// columns; its custom tags may repeat any of them.
     #[derive(Debug, Clone)]
     struct Row {
         a: String,
         b: Option<String>,
+        c: Option<String>,
         tags: Vec<(String, String)>,
         started_at: i64,
         finished_at: i64,
@@ -952,8 +1047,22 @@ mod tests {
     impl Row {
         /// As `deployment_attributes` makes them.
         fn attrs(&self) -> Vec<(String, String)> {
-            let mut attrs = vec![("a".to_string(), self.a.clone())];
-            attrs.extend(self.b.clone().map(|b| ("b".to_string(), b)));
+            let mut attrs = self.fields();
+            attrs.extend(self.tags.iter().cloned());
+            attrs
+        }
+
+        fn fields(&self) -> Vec<(String, String)> {
+            let mut fields = vec![("a".to_string(), self.a.clone())];
+            fields.extend(self.b.clone().map(|b| ("b".to_string(), b)));
+            fields.extend(self.c.clone().map(|c| ("c".to_string(), c)));
+            fields
+        }
+
+        /// As `stored_deployment_attributes` keeps them: tags, and fields that are numbers.
+        fn stored_attrs(&self) -> Vec<(String, String)> {
+            let mut attrs = self.fields();
+            attrs.retain(|(_, value)| numeric_value(value).is_some());
             attrs.extend(self.tags.iter().cloned());
             attrs
         }
@@ -972,19 +1081,30 @@ mod tests {
         },
     ];
 
+    const ROW_FIELDS: &[ColumnKey] = &[
+        ROW_KEYS[0],
+        ROW_KEYS[1],
+        ColumnKey {
+            key: "c",
+            column: "e.c",
+            nullable: true,
+        },
+    ];
+
     const ROWS: crate::sql::EventTable = crate::sql::EventTable {
         table: "rows",
         attrs_table: "attrs",
         columns: "e.pk",
         range_column: "finished_at",
         column_keys: ROW_KEYS,
+        fields: ROW_FIELDS,
     };
 
     /// The rows, their attributes and the indexes a list plan could use, like migration 0006's.
     fn rows_database(rows: &[Row]) -> Connection {
         let db = Connection::open_in_memory().unwrap();
         db.execute_batch(&format!(
-            "CREATE TABLE rows (pk INTEGER PRIMARY KEY, a TEXT NOT NULL, b TEXT,
+            "CREATE TABLE rows (pk INTEGER PRIMARY KEY, a TEXT NOT NULL, b TEXT, c TEXT,
                  started_at BIGINT NOT NULL, finished_at BIGINT NOT NULL, custom_tags TEXT NOT NULL);
              CREATE TABLE attrs (owner_pk INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, num REAL);
              CREATE INDEX attrs_kvo ON attrs(key, value, owner_pk);
@@ -997,19 +1117,20 @@ mod tests {
             let pk = i as i64 + 1;
             let tags: Vec<String> = row.tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
             db.execute(
-                "INSERT INTO rows (pk, a, b, started_at, finished_at, custom_tags)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO rows (pk, a, b, c, started_at, finished_at, custom_tags)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 rusqlite::params![
                     pk,
                     row.a,
                     row.b,
+                    row.c,
                     row.started_at,
                     row.finished_at,
                     crate::rows::to_json_list(&tags)
                 ],
             )
             .unwrap();
-            for (key, value) in row.attrs() {
+            for (key, value) in row.stored_attrs() {
                 db.execute(
                     "INSERT INTO attrs (owner_pk, key, value, num) VALUES (?1, ?2, ?3, ?4)",
                     rusqlite::params![pk, key, value, numeric_value(&value)],
@@ -1067,13 +1188,15 @@ mod tests {
         let row = (
             strings(),
             prop::option::of(strings()),
+            prop::option::of(strings()),
             prop::collection::vec((keys(), strings()), 0..3),
             0..3i64,
             0..3i64,
         )
-            .prop_map(|(a, b, tags, started_at, finished_at)| Row {
+            .prop_map(|(a, b, c, tags, started_at, finished_at)| Row {
                 a,
                 b,
+                c,
                 tags,
                 started_at,
                 finished_at,

@@ -4,8 +4,10 @@
 
 use std::fmt::Write;
 
-use dora_core::model::{Commit, ListQuery, SortField};
-use dora_core::query::Query;
+use dora_core::model::{
+    deployment_fields, tag_attributes, Commit, Deployment, ListQuery, SortField,
+};
+use dora_core::query::{numeric_value, Query};
 
 use crate::query_sql::{column_filter_sql, filter_sql, tag_guard, ColumnKey, Dialect, SqlParam};
 use crate::FactQuery;
@@ -20,6 +22,9 @@ pub struct EventTable {
     /// Keys whose attribute is a column of the table (unless a custom tag repeats the key), so
     /// that lists can filter them with the table's indexes; see [`list`].
     pub column_keys: &'static [ColumnKey],
+    /// The event's own fields, kept in their columns: the attributes table holds them only
+    /// when they are numbers ([`stored_attributes`]); see [`crate::query_sql`].
+    pub fields: &'static [ColumnKey],
 }
 
 /// `service`, `env`, `team` and `version` of a deployment are its columns of those names (see
@@ -48,6 +53,29 @@ pub const DEPLOYMENT_COLUMN_KEYS: &[ColumnKey] = &[
     },
 ];
 
+/// Every attribute of `dora_core::model::deployment_fields`, as the column holding it.
+pub const DEPLOYMENT_FIELDS: &[ColumnKey] = &[
+    DEPLOYMENT_COLUMN_KEYS[0],
+    ColumnKey {
+        key: "source",
+        column: "e.source",
+        nullable: false,
+    },
+    DEPLOYMENT_COLUMN_KEYS[1],
+    DEPLOYMENT_COLUMN_KEYS[2],
+    DEPLOYMENT_COLUMN_KEYS[3],
+    ColumnKey {
+        key: "repository_id",
+        column: "e.repository_id",
+        nullable: true,
+    },
+    ColumnKey {
+        key: "commit_sha",
+        column: "e.commit_sha",
+        nullable: true,
+    },
+];
+
 pub const DEPLOYMENTS: EventTable = EventTable {
     table: "deployments",
     attrs_table: "deployment_attrs",
@@ -56,6 +84,7 @@ pub const DEPLOYMENTS: EventTable = EventTable {
         e.change_failure, e.remediation_type, e.remediation_id, e.remediation_version",
     range_column: "finished_at",
     column_keys: DEPLOYMENT_COLUMN_KEYS,
+    fields: DEPLOYMENT_FIELDS,
 };
 
 pub const FAILURES: EventTable = EventTable {
@@ -65,8 +94,9 @@ pub const FAILURES: EventTable = EventTable {
         e.version, e.repository_url, e.repository_id, e.commit_sha, e.custom_tags, e.source",
     range_column: "started_at",
     // A failure's `service` attributes come from a JSON list; its lists are small enough for the
-    // attribute look-ups.
+    // attribute look-ups, and failures few enough to keep every attribute.
     column_keys: &[],
+    fields: &[],
 };
 
 pub const PUT_DEPLOYMENT: &str = "INSERT INTO deployments (id, service, env, team, version, \
@@ -93,6 +123,16 @@ pub const PUT_FAILURE: &str = "INSERT INTO failures (id, name, services, team, e
         custom_tags = excluded.custom_tags, source = excluded.source, \
         received_at = excluded.received_at \
     RETURNING pk";
+
+/// The attribute rows a deployment keeps: those of its custom tags, and those of its fields
+/// that are numbers (numeric ranges compare the attributes' `num`); the rest of its fields are
+/// searched in their columns ([`DEPLOYMENT_FIELDS`]).
+pub fn stored_deployment_attributes(d: &Deployment) -> Vec<(String, String)> {
+    let mut attrs = deployment_fields(d);
+    attrs.retain(|(_, value)| numeric_value(value).is_some());
+    attrs.extend(tag_attributes(&d.custom_tags));
+    attrs
+}
 
 pub fn delete_attrs(table: &EventTable) -> String {
     format!("DELETE FROM {} WHERE owner_pk = ?1", table.attrs_table)
@@ -243,7 +283,14 @@ pub fn list(query: &ListQuery, table: &EventTable, dialect: Dialect) -> (String,
         SqlParam::Int(query.to.unwrap_or(i64::MAX)),
         SqlParam::Int(i64::from(query.limit)),
     ];
-    let filter = filter_sql(&query.filter, table.attrs_table, "e.pk", dialect, 4);
+    let filter = filter_sql(
+        &query.filter,
+        table.attrs_table,
+        "e.pk",
+        table.fields,
+        dialect,
+        4,
+    );
     let next_param = 4 + filter.params.len();
     params.extend(filter.params);
     let sort_column = match query.sort.field {
@@ -259,6 +306,7 @@ pub fn list(query: &ListQuery, table: &EventTable, dialect: Dialect) -> (String,
         &query.filter,
         table.attrs_table,
         "e.pk",
+        table.fields,
         table.column_keys,
         dialect,
         next_param,
@@ -356,11 +404,11 @@ pub fn mark_streams_of_service() -> String {
 }
 
 /// Every stream holding a deployment of team `?1` (in env `?2` when not NULL): a failure scope
-/// naming a team.
+/// naming a team. The `team` attribute: the column, or a custom tag.
 pub fn mark_streams_of_team() -> String {
     format!(
-        "{} WHERE pk IN (SELECT owner_pk FROM deployment_attrs \
-         WHERE key = 'team' AND value = ?1) AND (CAST(?2 AS TEXT) IS NULL OR env = ?2)",
+        "{} WHERE (team = ?1 OR pk IN (SELECT owner_pk FROM deployment_attrs \
+         WHERE key = 'team' AND value = ?1)) AND (CAST(?2 AS TEXT) IS NULL OR env = ?2)",
         mark_selected("FALSE")
     )
 }
@@ -516,6 +564,7 @@ pub fn facts_query(what: &str, query: &FactQuery, dialect: Dialect) -> (String, 
             &query.filter,
             DEPLOYMENTS.attrs_table,
             "e.pk",
+            DEPLOYMENTS.fields,
             dialect,
             params.len() + 1,
         );
@@ -526,6 +575,7 @@ pub fn facts_query(what: &str, query: &FactQuery, dialect: Dialect) -> (String, 
             &query.filter,
             DEPLOYMENTS.attrs_table,
             "e.pk",
+            DEPLOYMENTS.fields,
             columns,
             dialect,
             params.len() + 1,
@@ -591,10 +641,11 @@ mod tests {
     }
 
     /// The column keys say what `deployment_attributes` does: without custom tags, the
-    /// attributes of those keys are the columns' values, absent when they are `None`.
+    /// attributes of those keys are the columns' values, absent when they are `None`; the
+    /// fields are every attribute a deployment has without custom tags.
     #[test]
     fn deployment_column_keys_are_the_attributes_of_a_deployment() {
-        use dora_core::model::{deployment_attributes, Deployment};
+        use dora_core::model::{deployment_attributes, Deployment, Git};
         let mut d = Deployment {
             id: "shop-0000000000000001".into(),
             service: "shop".into(),
@@ -603,21 +654,29 @@ mod tests {
             version: Some("v1".into()),
             started_at: 0,
             finished_at: 0,
-            git: None,
+            git: Some(Git {
+                repository_url: "https://example.com/acme/shop".into(),
+                repository_id: "example.com/acme/shop".into(),
+                commit_sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            }),
             custom_tags: Vec::new(),
             source: "api".into(),
         };
         for full in [true, false] {
             if !full {
-                (d.env, d.team, d.version) = (None, None, None);
+                (d.env, d.team, d.version, d.git) = (None, None, None, None);
             }
             let attrs = deployment_attributes(&d);
-            for key in DEPLOYMENT_COLUMN_KEYS {
+            for key in DEPLOYMENT_FIELDS {
+                let git = d.git.as_ref();
                 let column = match key.column {
                     "e.service" => Some(&d.service),
+                    "e.source" => Some(&d.source),
                     "e.env" => d.env.as_ref(),
                     "e.team" => d.team.as_ref(),
                     "e.version" => d.version.as_ref(),
+                    "e.repository_id" => git.map(|g| &g.repository_id),
+                    "e.commit_sha" => git.map(|g| &g.commit_sha),
                     other => panic!("no field for {other}"),
                 };
                 let values: Vec<&String> = attrs
@@ -628,7 +687,25 @@ mod tests {
                 assert_eq!(values, column.into_iter().collect::<Vec<_>>(), "{key:?}");
                 assert!(key.nullable || column.is_some(), "{key:?}");
             }
+            assert!(attrs
+                .iter()
+                .all(|(k, _)| DEPLOYMENT_FIELDS.iter().any(|f| f.key == k)));
+            assert!(DEPLOYMENT_COLUMN_KEYS
+                .iter()
+                .all(|c| DEPLOYMENT_FIELDS.contains(c)));
         }
+        // Fields that are numbers keep their rows, as do custom tags of any key.
+        d.version = Some("42".into());
+        d.custom_tags = vec!["service:other".into(), "region:eu".into()];
+        let stored = stored_deployment_attributes(&d);
+        let stored: Vec<(&str, &str)> = stored
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            stored,
+            [("version", "42"), ("service", "other"), ("region", "eu")]
+        );
     }
 
     #[test]

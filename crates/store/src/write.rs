@@ -13,8 +13,7 @@ use std::future::Future;
 use dora_core::derive::{FailureScope, Named};
 use dora_core::metrics::DeploymentFact;
 use dora_core::model::{
-    deployment_attributes, failure_attributes, Commit, Deployment, DeploymentPatch,
-    DeploymentSelector, Failure,
+    failure_attributes, Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure,
 };
 use dora_core::query::numeric_value;
 use dora_core::rollup;
@@ -164,10 +163,25 @@ pub trait Tx {
 pub async fn commit(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<Vec<StoreResult<u64>>> {
     match commit_together(tx, batch).await? {
         Ok(applied) => Ok(applied.into_iter().map(Ok).collect()),
-        // A write alone failed: nothing else to keep.
-        Err(error) if batch.len() == 1 => Ok(vec![Err(error)]),
+        // A write alone failed, or the database did (a lock not had): every write is told so.
+        Err(error) if batch.len() == 1 || error.outage().is_some() => {
+            Ok(batch.iter().map(|_| Err(error.clone())).collect())
+        }
         Err(_) => commit_isolated(tx, batch).await,
     }
+}
+
+/// Takes the locks of every repository the batch's commits are in, in one order, so that two
+/// batches committing at once (PostgreSQL) never wait for each other's in a cycle.
+async fn lock_repositories(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<()> {
+    let repositories = sql::sorted_unique(batch.iter().flat_map(|op| match op {
+        WriteOp::PutCommits(commits) => sql::distinct_repositories(commits),
+        _ => Vec::new(),
+    }));
+    for repository in repositories {
+        tx.lock(Lock::Repository(repository)).await?;
+    }
+    Ok(())
 }
 
 /// Runs `body` in a transaction: committed when it returns `Ok(Ok)`, rolled back otherwise.
@@ -196,6 +210,9 @@ async fn in_transaction<T>(
 /// The whole batch or nothing: the error of the first write that failed (nothing written).
 async fn commit_together(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<StoreResult<Vec<u64>>> {
     in_transaction(tx, async || {
+        if let Err(error) = lock_repositories(tx, batch).await {
+            return Ok(Err(error));
+        }
         let mut applied = Vec::with_capacity(batch.len());
         for op in batch {
             match apply(tx, op).await {
@@ -211,6 +228,7 @@ async fn commit_together(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<StoreR
 /// Each write in its own savepoint: a failing one is undone alone.
 async fn commit_isolated(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<Vec<StoreResult<u64>>> {
     let results = in_transaction(tx, async || {
+        lock_repositories(tx, batch).await?;
         let mut results = Vec::with_capacity(batch.len());
         for op in batch {
             tx.control("SAVEPOINT one_write").await?;
@@ -321,11 +339,9 @@ fn first<T>(found: Vec<T>) -> Option<T> {
 /// Inserts the new commits, each numbered in its repository. Change sets already derived change
 /// only when a commit fills a hole (a parent or a deployment's commit that was missing) or
 /// brings a changed merge request: then every stream of its repository is derived again.
+/// The batch holds the locks of its repositories already ([`lock_repositories`]).
 async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
     let repositories = sql::distinct_repositories(commits);
-    for repository in &repositories {
-        tx.lock(Lock::Repository(repository)).await?;
-    }
     let mut next_ordinal: HashMap<&str, i64> = HashMap::new();
     for repository in &repositories {
         let stored = first(
@@ -486,7 +502,11 @@ async fn put_deployment(tx: &impl Tx, d: &Deployment) -> StoreResult<()> {
         args![git.map(|g| &g.repository_id), &d.service],
     )
     .await?;
-    put_attrs(tx, &sql::DEPLOYMENTS, pk, &deployment_attributes(d)).await
+    // Also when no row was seen before: a concurrent put of the same id may have stored one.
+    tx.execute(&sql::delete_attrs(&sql::DEPLOYMENTS), args![pk])
+        .await?;
+    let attrs = sql::stored_deployment_attributes(d);
+    insert_attrs(tx, &sql::DEPLOYMENTS, pk, &attrs).await
 }
 
 async fn put_failure(tx: &impl Tx, f: &Failure) -> StoreResult<()> {
@@ -521,17 +541,18 @@ async fn put_failure(tx: &impl Tx, f: &Failure) -> StoreResult<()> {
     )
     .ok_or_else(|| StoreError::Database("upsert returned no row".into()))?;
     let pk = row.required_int(0)?;
-    put_attrs(tx, &sql::FAILURES, pk, &failure_attributes(f)).await
+    tx.execute(&sql::delete_attrs(&sql::FAILURES), args![pk])
+        .await?;
+    insert_attrs(tx, &sql::FAILURES, pk, &failure_attributes(f)).await
 }
 
-/// Replaces the searchable attributes of one event.
-async fn put_attrs(
+/// Stores the searchable attributes of one event that has none.
+async fn insert_attrs(
     tx: &impl Tx,
     table: &EventTable,
     owner: i64,
     attrs: &[(String, String)],
 ) -> StoreResult<()> {
-    tx.execute(&sql::delete_attrs(table), args![owner]).await?;
     let insert = sql::insert_attr(table);
     for (key, value) in attrs {
         tx.execute(&insert, args![owner, key, value, numeric_value(value)])

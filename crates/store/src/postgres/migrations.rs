@@ -65,6 +65,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "incremental_change_sets",
         include_str!("../../migrations/postgres/0011_incremental_change_sets.sql"),
     ),
+    (
+        12,
+        "lean_deployment_attributes",
+        include_str!("../../migrations/postgres/0012_lean_deployment_attributes.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

@@ -1,7 +1,8 @@
-//! The PostgreSQL store, for many stateless server processes on one database. Every write is
-//! one transaction on a pooled connection (the statements shared with SQLite, `write.rs`),
-//! answered after its commit; PostgreSQL's own group commit batches the fsyncs. Nothing is
-//! cached in the process: any node sees every other's writes at once.
+//! The PostgreSQL store, for many stateless server processes on one database. Writes queue for
+//! a few writer tasks; each commits the writes queued meanwhile in one transaction on a pooled
+//! connection (the statements shared with SQLite, `write.rs`), as the SQLite writer does, and
+//! answers them after the commit. Nothing is cached in the process: any node sees every
+//! other's writes at once.
 
 mod migrations;
 
@@ -13,6 +14,10 @@ use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
@@ -20,7 +25,7 @@ use crate::query_sql::{Dialect, SqlParam};
 use crate::rows::Columns;
 use crate::sql::{self, for_postgres, EventTable};
 use crate::tallies;
-use crate::write::{self, Lock, Param, Tx, WriteOp};
+use crate::write::{self, Lock, Param, Tx, WriteJob, WriteOp, MAX_BATCH};
 use crate::{
     DirtyStream, FactQuery, Outage, Store, StoreError, StoreOptions, StoreResult, StreamKey,
     TallyQuery, TokenRecord,
@@ -36,20 +41,95 @@ const DAY_TALLY_LOCK: i64 = 0x0064_6f72_6164_6179;
 /// Connections per server process.
 const POOL_SIZE: usize = 16;
 
+/// Writer tasks per server process, each committing on a connection of its own while it does:
+/// several, so that one transaction's round trips overlap another's commit; few, so that reads
+/// keep connections of their own.
+pub const WRITERS: usize = 4;
+
+/// Writes queued beyond this wait to be queued (and are refused after the pool-wait).
+const QUEUE: usize = 16 * MAX_BATCH;
+
 pub struct PostgresStore {
     pool: Pool,
-    health: crate::WriteHealth,
-    /// Every write is a commit of its own: batches of one.
-    batches: crate::BatchCounter,
+    queue: mpsc::Sender<QueuedWrite>,
+    /// How long a write waits for a writer to take it before it is refused as busy.
+    pool_wait: std::time::Duration,
+    health: Arc<crate::WriteHealth>,
+    batches: Arc<crate::BatchCounter>,
 }
 
-/// Commits one write on a pooled connection: its own transaction, answered after the commit
-/// (PostgreSQL's group commit shares the fsyncs of concurrent ones).
-async fn commit(client: &deadpool_postgres::Object, op: &WriteOp) -> StoreResult<u64> {
-    let mut results = write::commit(&PgTx(client), &[op]).await?;
-    results
-        .pop()
-        .unwrap_or_else(|| Err(StoreError::Database("the write was not answered".into())))
+/// A write waiting for a writer. `claimed` is set once, by the writer taking it or by its
+/// requester giving up: a write is either committed and answered or refused, never both.
+struct QueuedWrite {
+    job: WriteJob,
+    claimed: Arc<AtomicBool>,
+}
+
+/// What the writer tasks share: the one queue, taken by one writer at a time.
+struct Writers {
+    pool: Pool,
+    queue: tokio::sync::Mutex<mpsc::Receiver<QueuedWrite>>,
+    health: Arc<crate::WriteHealth>,
+    batches: Arc<crate::BatchCounter>,
+}
+
+impl Writers {
+    /// Takes what is queued, commits it in one transaction and answers each write; ends when
+    /// the store is dropped.
+    async fn run(self: Arc<Self>) {
+        let mut taken = Vec::with_capacity(MAX_BATCH);
+        loop {
+            {
+                let mut queue = self.queue.lock().await;
+                let Some(first) = queue.recv().await else {
+                    return;
+                };
+                taken.push(first);
+                while taken.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(queued) => taken.push(queued),
+                        Err(_) => break,
+                    }
+                }
+            }
+            // A write whose requester gave up waiting is not written.
+            let batch: Vec<WriteJob> = taken
+                .drain(..)
+                .filter(|queued| !queued.claimed.swap(true, Ordering::SeqCst))
+                .map(|queued| queued.job)
+                .collect();
+            if batch.is_empty() {
+                continue;
+            }
+            let results = self.commit(&batch).await;
+            self.batches.record(batch.len());
+            for (job, result) in batch.into_iter().zip(results) {
+                self.health.record(&result);
+                // The requester may have gone away; its write is committed all the same.
+                let _ = job.reply.send(result);
+            }
+        }
+    }
+
+    /// Commits a batch on a pooled connection, answering each write (all with the error when
+    /// the transaction could not be committed).
+    async fn commit(&self, batch: &[WriteJob]) -> Vec<StoreResult<u64>> {
+        let ops: Vec<&WriteOp> = batch.iter().map(|job| &job.op).collect();
+        let committed = async {
+            let writing = Writing(Some(self.pool.get().await?));
+            let results = match &writing.0 {
+                Some(client) => write::commit(&PgTx(client), &ops).await,
+                None => Err(StoreError::Closed),
+            };
+            writing.done();
+            results
+        }
+        .await;
+        committed.unwrap_or_else(|error| {
+            tracing::error!(%error, writes = batch.len(), "commit failed");
+            batch.iter().map(|_| Err(error.clone())).collect()
+        })
+    }
 }
 
 /// A pooled connection as the shared writes use it.
@@ -148,7 +228,9 @@ fn outage_of(code: &str) -> Option<Outage> {
         "53100" => Some(Outage::DiskFull),
         "28P01" | "28000" => Some(Outage::AuthenticationRefused),
         "3D000" => Some(Outage::NoDatabase),
-        "55P03" => Some(Outage::LockWait),
+        // lock_not_available; deadlock_detected and serialization_failure, which a retry can
+        // get past as well.
+        "55P03" | "40P01" | "40001" => Some(Outage::LockWait),
         // query_canceled: the statement timeout (or a cancel for a client gone away).
         "57014" => Some(Outage::StatementTimeout),
         // undefined_table: the schema is gone.
@@ -269,10 +351,22 @@ impl PostgresStore {
         let mut client = pool.get().await?;
         migrations::check_or_run(&mut client, options.migrate).await?;
         drop(client);
+        let (queue, queued) = mpsc::channel(QUEUE);
+        let writers = Arc::new(Writers {
+            pool: pool.clone(),
+            queue: tokio::sync::Mutex::new(queued),
+            health: Arc::default(),
+            batches: Arc::default(),
+        });
+        for _ in 0..WRITERS {
+            tokio::spawn(Arc::clone(&writers).run());
+        }
         Ok(Self {
             pool,
-            health: crate::WriteHealth::default(),
-            batches: crate::BatchCounter::default(),
+            queue,
+            pool_wait: options.pool_wait,
+            health: Arc::clone(&writers.health),
+            batches: Arc::clone(&writers.batches),
         })
     }
 
@@ -383,29 +477,42 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
-    /// Commits the write in its own transaction on a pooled connection.
+    /// Queues the write for the writers and waits for its commit; refused as busy when no
+    /// writer took it within the pool-wait timeout.
     async fn write(&self, op: WriteOp) -> StoreResult<u64> {
-        let result = async {
-            let (client, guard) = self.connection().await?;
-            let writing = Writing(Some(client));
-            let result = match &writing.0 {
-                Some(client) => commit(client, &op).await,
-                None => Err(StoreError::Closed),
-            };
-            writing.done();
-            guard.done();
-            result
-        }
+        let (reply, mut answer) = oneshot::channel();
+        let claimed = Arc::new(AtomicBool::new(false));
+        let queued = QueuedWrite {
+            job: WriteJob { op, reply },
+            claimed: Arc::clone(&claimed),
+        };
+        let waited = tokio::time::timeout(self.pool_wait, async {
+            self.queue
+                .send(queued)
+                .await
+                .map_err(|_| StoreError::Closed)?;
+            (&mut answer).await.map_err(|_| StoreError::Closed)?
+        })
         .await;
-        self.health.record(&result);
-        if result.is_ok() {
-            self.batches.record(1);
+        match waited {
+            Ok(result) => result,
+            // Taken meanwhile: it is being committed, and answered.
+            Err(_) if claimed.swap(true, Ordering::SeqCst) => {
+                answer.await.map_err(|_| StoreError::Closed)?
+            }
+            Err(_) => Err(StoreError::unavailable(
+                Outage::PoolExhausted,
+                format!(
+                    "no writer took the write within the pool-wait timeout ({:?})",
+                    self.pool_wait
+                ),
+            )),
         }
-        result
     }
 
     fn write_stats(&self) -> crate::WriteStats {
-        self.batches.stats(self.pool.status().waiting as u64)
+        let queued = self.queue.max_capacity() - self.queue.capacity();
+        self.batches.stats(queued as u64)
     }
 
     async fn get_deployment(&self, id: &str) -> StoreResult<Option<StoredDeployment>> {
@@ -617,6 +724,7 @@ mod tests {
             ("28000", Some(Outage::AuthenticationRefused)),
             ("3D000", Some(Outage::NoDatabase)),
             ("55P03", Some(Outage::LockWait)),
+            ("40P01", Some(Outage::LockWait)),
             ("57014", Some(Outage::StatementTimeout)),
             ("42P01", Some(Outage::SchemaMissing)),
             ("08006", Some(Outage::Unreachable)),

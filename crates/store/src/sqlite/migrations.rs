@@ -64,6 +64,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "incremental_change_sets",
         include_str!("../../migrations/sqlite/0011_incremental_change_sets.sql"),
     ),
+    (
+        12,
+        "lean_deployment_attributes",
+        include_str!("../../migrations/sqlite/0012_lean_deployment_attributes.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.
@@ -216,5 +221,73 @@ mod tests {
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
         assert_eq!(holes, expected);
+    }
+
+    /// Migration 12 leaves each deployment the attribute rows a write now stores.
+    #[test]
+    fn deployment_attributes_become_lean() {
+        use dora_core::model::{deployment_attributes, Deployment, Git};
+        use dora_core::query::numeric_value;
+        let conn = Connection::open_in_memory().unwrap();
+        for &(_, _, sql) in &MIGRATIONS[..11] {
+            conn.execute_batch(sql).unwrap();
+        }
+        let deployment = |id: &str, version: &str, tags: &[&str], git: bool| Deployment {
+            id: id.into(),
+            service: "shop".into(),
+            env: Some("prod".into()),
+            team: None,
+            version: Some(version.into()),
+            started_at: 0,
+            finished_at: 0,
+            git: git.then(|| Git {
+                repository_url: "https://example.com/acme/shop".into(),
+                repository_id: "example.com/acme/shop".into(),
+                commit_sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            }),
+            custom_tags: tags.iter().map(|t| t.to_string()).collect(),
+            source: "api".into(),
+        };
+        let deployments = [
+            deployment("d1", "v1", &[], true),
+            deployment("d2", "42", &["region:eu", "service:cart", "env:7"], false),
+            deployment(
+                "d3",
+                "v2",
+                &["service:shop", "team:web:blue", "version:1e3"],
+                true,
+            ),
+        ];
+        for (pk, d) in (1..).zip(&deployments) {
+            conn.execute(
+                "INSERT INTO deployments (pk, id, service, started_at, finished_at, custom_tags, \
+                 source, received_at) VALUES (?1, ?2, 'shop', 0, 0, ?3, 'api', 0)",
+                rusqlite::params![pk, d.id, crate::rows::to_json_list(&d.custom_tags)],
+            )
+            .unwrap();
+            // As earlier versions stored them: every attribute.
+            for (key, value) in deployment_attributes(d) {
+                conn.execute(
+                    "INSERT INTO deployment_attrs (owner_pk, key, value, num) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![pk, key, value, numeric_value(&value)],
+                )
+                .unwrap();
+            }
+        }
+        conn.execute_batch(MIGRATIONS[11].2).unwrap();
+        for (pk, d) in (1..).zip(&deployments) {
+            let mut kept: Vec<(String, String)> = conn
+                .prepare("SELECT key, value FROM deployment_attrs WHERE owner_pk = ?1")
+                .unwrap()
+                .query_map([pk], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let mut expected = crate::sql::stored_deployment_attributes(d);
+            kept.sort();
+            expected.sort();
+            assert_eq!(kept, expected, "{}", d.id);
+        }
     }
 }
