@@ -100,7 +100,7 @@ struct ServeArgs {
     /// Longest a statement waits for a lock held by another session (503).
     #[arg(long, env = "DORA_LOCK_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     lock_timeout: std::time::Duration,
-    /// Longest a request waits for a free PostgreSQL connection (503).
+    /// Longest a request waits for a free PostgreSQL connection, a write for a writer (503).
     #[arg(long, env = "DORA_POOL_WAIT", default_value = "5s", value_parser = humantime::parse_duration)]
     pool_wait: std::time::Duration,
     /// Connections served at once; past it new ones wait. Default: the file-descriptor limit

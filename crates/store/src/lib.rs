@@ -57,7 +57,7 @@ pub enum Outage {
     LockWait,
     /// A statement ran past the statement timeout.
     StatementTimeout,
-    /// Every pooled connection stayed busy for the pool-wait timeout.
+    /// Every pooled connection (PostgreSQL: every writer) stayed busy for the pool-wait timeout.
     PoolExhausted,
     /// The SQLite file was deleted or replaced while the server had it open.
     FileReplaced,
@@ -208,8 +208,7 @@ pub const BATCH_SIZE_BOUNDS: [u64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512,
 /// Figures of a store's write path, for monitoring.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteStats {
-    /// Writes waiting to be applied (SQLite: queued for the writer; PostgreSQL: waiting for a
-    /// pooled connection).
+    /// Writes waiting to be applied (queued for the writer, or PostgreSQL's writer tasks).
     pub queued: u64,
     /// Writes committed together, one count per commit: `batch_sizes[i]` commits held at most
     /// [`BATCH_SIZE_BOUNDS`]`[i]` writes (and more than the bound before it); `batch_sizes`
@@ -258,7 +257,7 @@ pub struct StoreOptions {
     pub statement_timeout: std::time::Duration,
     /// Longest a statement waits for a lock (PostgreSQL `lock_timeout`; SQLite's busy timeout).
     pub lock_timeout: std::time::Duration,
-    /// Longest a request waits for a pooled PostgreSQL connection.
+    /// Longest a request waits for a pooled PostgreSQL connection (a write: for a writer).
     pub pool_wait: std::time::Duration,
 }
 

@@ -138,10 +138,12 @@ pub fn delete_attrs(table: &EventTable) -> String {
     format!("DELETE FROM {} WHERE owner_pk = ?1", table.attrs_table)
 }
 
-pub fn insert_attr(table: &EventTable) -> String {
+/// `rows` attributes, (owner_pk, key, value, num) each.
+pub fn insert_attrs(table: &EventTable, rows: usize) -> String {
     format!(
-        "INSERT INTO {} (owner_pk, key, value, num) VALUES (?1, ?2, ?3, ?4)",
-        table.attrs_table
+        "INSERT INTO {} (owner_pk, key, value, num) VALUES {}",
+        table.attrs_table,
+        values(rows, 4)
     )
 }
 
@@ -198,23 +200,49 @@ pub const SET_CHANGE_FAILURE: &str = "UPDATE deployments SET change_failure = ?1
 pub const SET_REMEDIATION: &str = "UPDATE deployments SET remediation_type = ?1, \
     remediation_id = ?2, remediation_version = ?3 WHERE pk = ?4";
 
-pub const INSERT_COMMIT: &str = "INSERT INTO commits (repository_id, sha, parents, \
-        authored_at, committed_at, author, subject, mr_number, mr_created_at, mr_merged_at, \
-        ordinal) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-    ON CONFLICT (repository_id, sha) DO NOTHING";
-/// The next ordinal of a repository's commits (how many it holds).
+/// How many [`COMMIT_COLUMNS`] there are: the values of one row of [`insert_commits`].
+pub const COMMIT_COLUMN_COUNT: usize = 11;
+
+/// `rows` commits, none of them stored, each its [`COMMIT_COLUMNS`].
+pub fn insert_commits(rows: usize) -> String {
+    format!(
+        "INSERT INTO commits ({COMMIT_COLUMNS}) VALUES {} \
+         ON CONFLICT (repository_id, sha) DO NOTHING",
+        values(rows, COMMIT_COLUMN_COUNT)
+    )
+}
+
+/// The sha arrived: 1 when it filled a hole.
+pub const FILL_HOLE: &str = "DELETE FROM commit_holes WHERE repository_id = ?1 AND sha = ?2";
+
+/// `rows` (repository_id, sha) that a stored commit names but no repository holds.
+pub fn put_holes(rows: usize) -> String {
+    format!(
+        "INSERT INTO commit_holes (repository_id, sha) VALUES {} ON CONFLICT DO NOTHING",
+        values(rows, 2)
+    )
+}
+
+/// `?first, ?first+1, …`: `count` placeholders.
+fn placeholders(first: usize, count: usize) -> String {
+    let numbers: Vec<String> = (first..first + count).map(|n| format!("?{n}")).collect();
+    numbers.join(", ")
+}
+
+/// `(?1, …, ?columns), (…), …`: `rows` rows of `columns` placeholders.
+fn values(rows: usize, columns: usize) -> String {
+    let rows: Vec<String> = (0..rows)
+        .map(|row| format!("({})", placeholders(1 + row * columns, columns)))
+        .collect();
+    rows.join(", ")
+}
+
 pub const REPOSITORY_COMMITS: &str = "SELECT commits FROM repositories WHERE repository_id = ?1";
 pub const SET_REPOSITORY_COMMITS: &str = "INSERT INTO repositories (repository_id, commits) \
     VALUES (?1, ?2) ON CONFLICT (repository_id) DO UPDATE SET commits = excluded.commits";
 pub const COMMIT_EXISTS: &str = "SELECT 1 FROM commits WHERE repository_id = ?1 AND sha = ?2";
-/// A sha a stored commit or deployment names but the repository lacks.
-pub const PUT_HOLE: &str =
-    "INSERT INTO commit_holes (repository_id, sha) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
 /// Whether a repository has holes at all.
 pub const HAS_HOLES: &str = "SELECT EXISTS (SELECT 1 FROM commit_holes WHERE repository_id = ?1)";
-/// The sha arrived: 1 when it filled a hole.
-pub const FILL_HOLE: &str = "DELETE FROM commit_holes WHERE repository_id = ?1 AND sha = ?2";
 /// Merge-request facts may arrive after the commit itself.
 /// Only when they differ, so that a commit sent again changes nothing.
 pub const SET_COMMIT_MERGE_REQUEST: &str = "UPDATE commits SET mr_number = ?3, \
@@ -706,6 +734,20 @@ mod tests {
             stored,
             [("version", "42"), ("service", "other"), ("region", "eu")]
         );
+    }
+
+    #[test]
+    fn multi_row_statements_number_their_placeholders() {
+        assert_eq!(
+            put_holes(2),
+            "INSERT INTO commit_holes (repository_id, sha) VALUES (?1, ?2), (?3, ?4) \
+             ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(COMMIT_COLUMNS.split(',').count(), COMMIT_COLUMN_COUNT);
+        assert!(insert_commits(2).ends_with(
+            "(?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) \
+             ON CONFLICT (repository_id, sha) DO NOTHING"
+        ));
     }
 
     #[test]

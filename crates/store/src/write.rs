@@ -7,7 +7,7 @@
 //! as it is; only when a write fails is it applied again with each write in a savepoint, so
 //! that a failing write is undone alone. (A savepoint journals every page its write changes.)
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 
 use dora_core::derive::{FailureScope, Named};
@@ -247,11 +247,11 @@ async fn commit_isolated(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<Vec<St
 
 async fn apply(tx: &impl Tx, op: &WriteOp) -> StoreResult<u64> {
     match op {
-        WriteOp::PutDeployment(d) => put_deployment(tx, d).await.map(|()| 1),
+        WriteOp::PutDeployment(d) => put_deployments(tx, std::slice::from_ref(d))
+            .await
+            .map(|()| 1),
         WriteOp::PutDeployments(deployments) => {
-            for d in deployments {
-                put_deployment(tx, d).await?;
-            }
+            put_deployments(tx, deployments).await?;
             Ok(deployments.len() as u64)
         }
         WriteOp::PutFailure(f) => put_failure(tx, f).await.map(|()| 1),
@@ -339,7 +339,8 @@ fn first<T>(found: Vec<T>) -> Option<T> {
 /// Inserts the new commits, each numbered in its repository. Change sets already derived change
 /// only when a commit fills a hole (a parent or a deployment's commit that was missing) or
 /// brings a changed merge request: then every stream of its repository is derived again.
-/// The batch holds the locks of its repositories already ([`lock_repositories`]).
+/// The batch holds the locks of its repositories already ([`lock_repositories`]), so what it
+/// finds stored stays so; it reads and writes many rows a statement.
 async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
     let repositories = sql::distinct_repositories(commits);
     let mut next_ordinal: HashMap<&str, i64> = HashMap::new();
@@ -351,69 +352,52 @@ async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
         let next = stored.map(|row| row.required_int(0)).transpose()?;
         next_ordinal.insert(repository, next.unwrap_or(0));
     }
-    // Most batches fill no hole: a repository without any skips the look-up per commit.
-    let mut with_holes: BTreeSet<&str> = BTreeSet::new();
+    let stored = stored_commits(
+        tx,
+        commits
+            .iter()
+            .map(|c| (c.repository_id.as_str(), c.sha.as_str())),
+    )
+    .await?;
+    // New commits in the order they came (a sha twice: the first), numbered; the others can
+    // only bring merge request facts, looked at once the new ones are in.
+    let mut new: Vec<(&Commit, i64)> = Vec::new();
+    let mut known: Vec<&Commit> = Vec::new();
+    let mut taken: HashSet<(&str, &str)> = HashSet::new();
+    for c in commits {
+        let key = (c.repository_id.as_str(), c.sha.as_str());
+        if stored.contains(&key) || !taken.insert(key) {
+            known.push(c);
+            continue;
+        }
+        let ordinal = next_ordinal.entry(key.0).or_insert(0);
+        new.push((c, *ordinal));
+        *ordinal += 1;
+    }
+    insert_commits(tx, &new).await?;
+    let mut changed: BTreeSet<&str> = BTreeSet::new();
+    // Most batches fill no hole: a repository without any is not asked about each commit.
     for repository in &repositories {
         let found = tx.query(sql::HAS_HOLES, args![*repository]).await?;
-        if first(found)
-            .map(|row| row.boolean(0))
-            .transpose()?
-            .flatten()
-            == Some(true)
-        {
-            with_holes.insert(repository);
+        let has_holes = first(found).map(|row| row.boolean(0)).transpose()?;
+        if has_holes.flatten() != Some(true) {
+            continue;
+        }
+        let fills: Vec<_> = new
+            .iter()
+            .filter(|(c, _)| c.repository_id == *repository)
+            .map(|(c, _)| [Param::Text(repository), Param::Text(&c.sha)])
+            .collect();
+        let filled = at_once(&fills, |params| tx.execute(sql::FILL_HOLE, params)).await?;
+        if filled.into_iter().any(|rows| rows > 0) {
+            changed.insert(repository);
         }
     }
-    let mut changed: BTreeSet<&str> = BTreeSet::new();
-    let mut inserted = Vec::new();
-    for c in commits {
+    for c in known {
+        let Some(mr) = &c.merge_request else { continue };
         let repository = c.repository_id.as_str();
-        let ordinal = next_ordinal.entry(repository).or_insert(0);
-        let mr = c.merge_request.as_ref();
-        let (number, created, merged) = (
-            mr.map(|m| m.number),
-            mr.and_then(|m| m.created_at),
-            mr.and_then(|m| m.merged_at),
-        );
-        let parents = c.parents.join(" ");
-        let new = tx
-            .execute(
-                sql::INSERT_COMMIT,
-                args![
-                    repository,
-                    &c.sha,
-                    &parents,
-                    c.authored_at,
-                    c.committed_at,
-                    c.author.as_ref(),
-                    c.subject.as_ref(),
-                    number,
-                    created,
-                    merged,
-                    *ordinal,
-                ],
-            )
-            .await?;
-        if new > 0 {
-            *ordinal += 1;
-            inserted.push(c);
-            if with_holes.contains(repository)
-                && tx
-                    .execute(sql::FILL_HOLE, args![repository, &c.sha])
-                    .await?
-                    > 0
-            {
-                changed.insert(repository);
-            }
-        } else if mr.is_some()
-            && tx
-                .execute(
-                    sql::SET_COMMIT_MERGE_REQUEST,
-                    args![repository, &c.sha, number, created, merged],
-                )
-                .await?
-                > 0
-        {
+        let set = args![repository, &c.sha, mr.number, mr.created_at, mr.merged_at];
+        if tx.execute(sql::SET_COMMIT_MERGE_REQUEST, set).await? > 0 {
             changed.insert(repository);
         }
     }
@@ -423,20 +407,22 @@ async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
         .iter()
         .map(|c| (c.repository_id.as_str(), c.sha.as_str()))
         .collect();
-    for c in &inserted {
-        let repository = c.repository_id.as_str();
-        for parent in &c.parents {
-            if batch.contains(&(repository, parent.as_str())) {
-                continue;
-            }
-            let exists = tx
-                .query(sql::COMMIT_EXISTS, args![repository, parent])
-                .await?;
-            if exists.is_empty() {
-                tx.execute(sql::PUT_HOLE, args![repository, parent]).await?;
-            }
-        }
-    }
+    let mut outside: Vec<(&str, &str)> = new
+        .iter()
+        .flat_map(|(c, _)| {
+            let repository = c.repository_id.as_str();
+            c.parents.iter().map(move |p| (repository, p.as_str()))
+        })
+        .filter(|key| !batch.contains(key))
+        .collect();
+    outside.sort_unstable();
+    outside.dedup();
+    let stored_parents = stored_commits(tx, outside.iter().copied()).await?;
+    let holes: Vec<(&str, &str)> = outside
+        .into_iter()
+        .filter(|key| !stored_parents.contains(key))
+        .collect();
+    put_holes(tx, &holes).await?;
     for (repository, next) in next_ordinal {
         tx.execute(sql::SET_REPOSITORY_COMMITS, args![repository, next])
             .await?;
@@ -445,68 +431,213 @@ async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
         tx.execute(&sql::mark_streams_of_repository(), args![repository])
             .await?;
     }
-    Ok(inserted.len() as u64)
+    Ok(new.len() as u64)
 }
 
-async fn put_deployment(tx: &impl Tx, d: &Deployment) -> StoreResult<()> {
+/// Rows one multi-row statement carries (well within both databases' parameter limits), and
+/// statements sent at once.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Which of `keys` (repository, sha) are stored commits: one look-up by primary key each,
+/// many at once.
+async fn stored_commits<'a>(
+    tx: &impl Tx,
+    keys: impl Iterator<Item = (&'a str, &'a str)>,
+) -> StoreResult<HashSet<(&'a str, &'a str)>> {
+    let keys: Vec<(&str, &str)> = keys.collect();
+    let params: Vec<[Param; 2]> = keys
+        .iter()
+        .map(|(repository, sha)| [Param::Text(repository), Param::Text(sha)])
+        .collect();
+    let found = at_once(&params, |params| tx.query(sql::COMMIT_EXISTS, params)).await?;
+    Ok(keys
+        .into_iter()
+        .zip(found)
+        .filter(|(_, rows)| !rows.is_empty())
+        .map(|(key, _)| key)
+        .collect())
+}
+
+/// Records (repository, sha) as holes: shas stored events name that their repositories lack.
+async fn put_holes(tx: &impl Tx, holes: &[(&str, &str)]) -> StoreResult<()> {
+    for chunk in holes.chunks(ROWS_PER_STATEMENT) {
+        let params: Vec<Param> = chunk
+            .iter()
+            .flat_map(|(repository, sha)| [Param::Text(repository), Param::Text(sha)])
+            .collect();
+        tx.execute(&sql::put_holes(chunk.len()), &params).await?;
+    }
+    Ok(())
+}
+
+/// Runs `statement` once per parameter set, [`ROWS_PER_STATEMENT`] sent at a time: PostgreSQL
+/// pipelines them on the connection (one round trip, not one a statement; each planned as the
+/// single-row statement it is), SQLite runs them one after the other.
+async fn at_once<'p, const N: usize, T, F>(
+    params: &'p [[Param<'p>; N]],
+    statement: impl Fn(&'p [Param<'p>]) -> F,
+) -> StoreResult<Vec<T>>
+where
+    F: Future<Output = StoreResult<T>>,
+{
+    let mut results = Vec::with_capacity(params.len());
+    for chunk in params.chunks(ROWS_PER_STATEMENT) {
+        let sent = chunk.iter().map(|params| statement(&params[..]));
+        results.extend(futures_util::future::try_join_all(sent).await?);
+    }
+    Ok(results)
+}
+
+/// Inserts commits none of which is stored, with their ordinals.
+async fn insert_commits(tx: &impl Tx, new: &[(&Commit, i64)]) -> StoreResult<()> {
+    for chunk in new.chunks(ROWS_PER_STATEMENT) {
+        let parents: Vec<String> = chunk.iter().map(|(c, _)| c.parents.join(" ")).collect();
+        let mut params: Vec<Param> = Vec::with_capacity(chunk.len() * sql::COMMIT_COLUMN_COUNT);
+        for ((c, ordinal), parents) in chunk.iter().zip(&parents) {
+            let mr = c.merge_request.as_ref();
+            params.extend([
+                Param::Text(&c.repository_id),
+                Param::Text(&c.sha),
+                Param::Text(parents),
+                Param::Int(c.authored_at),
+                Param::Int(c.committed_at),
+                c.author.as_ref().into(),
+                c.subject.as_ref().into(),
+                mr.map(|m| m.number).into(),
+                mr.and_then(|m| m.created_at).into(),
+                mr.and_then(|m| m.merged_at).into(),
+                Param::Int(*ordinal),
+            ]);
+        }
+        tx.execute(&sql::insert_commits(chunk.len()), &params)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Stores deployments as one after the other would be, the statements of all of them sent
+/// many at once ([`at_once`]; multi-row where a statement takes several). A batch naming an
+/// id twice is stored one deployment at a time.
+async fn put_deployments(tx: &impl Tx, deployments: &[Deployment]) -> StoreResult<()> {
+    let ids: HashSet<&str> = deployments.iter().map(|d| d.id.as_str()).collect();
+    if ids.len() < deployments.len() {
+        for d in deployments {
+            Box::pin(put_deployments(tx, std::slice::from_ref(d))).await?;
+        }
+        return Ok(());
+    }
     // A replacement may move the deployment to another stream: both change, from their start.
     // A new one finishing after what its stream's change sets cover is appended: those stay.
-    let replaced = mark_stream_of_deployment(tx, &d.id).await?;
-    let history = replaced || {
-        let env = d.env.as_deref().unwrap_or("");
-        let found = tx
-            .query(sql::DERIVED_PAST, args![&d.service, env, d.finished_at])
-            .await?;
-        let past = first(found).map(|row| row.boolean(0)).transpose()?;
-        past.flatten().unwrap_or(true)
-    };
-    tx.execute(sql::MARK_STREAM, args![&d.service, d.env.as_ref(), history])
-        .await?;
-    let git = d.git.as_ref();
-    if let Some(git) = git {
-        let (repository, sha) = (&git.repository_id, &git.commit_sha);
-        if tx
-            .query(sql::COMMIT_EXISTS, args![repository, sha])
-            .await?
-            .is_empty()
-        {
-            tx.execute(sql::PUT_HOLE, args![repository, sha]).await?;
-        }
+    let by_id: Vec<[Param; 1]> = deployments.iter().map(|d| [Param::Text(&d.id)]).collect();
+    let before = at_once(&by_id, |p| tx.query(sql::DEPLOYMENT_STREAM_BY_ID, p)).await?;
+    let past: Vec<[Param; 3]> = deployments
+        .iter()
+        .map(|d| {
+            let env = d.env.as_deref().unwrap_or("");
+            [
+                Param::Text(&d.service),
+                Param::Text(env),
+                Param::Int(d.finished_at),
+            ]
+        })
+        .collect();
+    let past = at_once(&past, |p| tx.query(sql::DERIVED_PAST, p)).await?;
+    // One mark a stream: its history changed if any write changed it.
+    let mut marks: BTreeMap<(String, Option<String>), bool> = BTreeMap::new();
+    for ((d, before), past) in deployments.iter().zip(before).zip(past) {
+        let replaced = match first(before) {
+            Some(row) => {
+                marks.insert((row.required_text(0)?, row.text(1)?), true);
+                true
+            }
+            None => false,
+        };
+        let past = first(past).map(|row| row.boolean(0)).transpose()?;
+        let history = replaced || past.flatten().unwrap_or(true);
+        *marks.entry((d.service.clone(), d.env.clone())).or_default() |= history;
     }
-    let (tags, now) = (to_json_list(&d.custom_tags), dora_core::time::now());
-    let row = first(
-        tx.query(
-            sql::PUT_DEPLOYMENT,
-            args![
-                &d.id,
-                &d.service,
-                d.env.as_ref(),
-                d.team.as_ref(),
-                d.version.as_ref(),
-                d.started_at,
-                d.finished_at,
-                git.map(|g| &g.repository_url),
-                git.map(|g| &g.repository_id),
-                git.map(|g| &g.commit_sha),
-                &tags,
-                &d.source,
-                now,
-            ],
-        )
-        .await?,
-    )
-    .ok_or_else(|| StoreError::Database("upsert returned no row".into()))?;
-    let pk = row.required_int(0)?;
-    tx.execute(
-        sql::PUT_PROJECT_SOURCE,
-        args![git.map(|g| &g.repository_id), &d.service],
-    )
-    .await?;
+    let marks: Vec<[Param; 3]> = marks
+        .iter()
+        .map(|((service, env), history)| [service.into(), env.as_ref().into(), (*history).into()])
+        .collect();
+    at_once(&marks, |p| tx.execute(sql::MARK_STREAM, p)).await?;
+    // Commits the deployments name that their repositories lack are holes.
+    let mut tips: Vec<(&str, &str)> = deployments
+        .iter()
+        .filter_map(|d| d.git.as_ref())
+        .map(|g| (g.repository_id.as_str(), g.commit_sha.as_str()))
+        .collect();
+    tips.sort_unstable();
+    tips.dedup();
+    let stored = stored_commits(tx, tips.iter().copied()).await?;
+    tips.retain(|tip| !stored.contains(tip));
+    put_holes(tx, &tips).await?;
+    let (tags, now): (Vec<String>, _) = (
+        deployments
+            .iter()
+            .map(|d| to_json_list(&d.custom_tags))
+            .collect(),
+        dora_core::time::now(),
+    );
+    let rows: Vec<[Param; 13]> = deployments
+        .iter()
+        .zip(&tags)
+        .map(|(d, tags)| {
+            let git = d.git.as_ref();
+            [
+                Param::Text(&d.id),
+                Param::Text(&d.service),
+                d.env.as_ref().into(),
+                d.team.as_ref().into(),
+                d.version.as_ref().into(),
+                Param::Int(d.started_at),
+                Param::Int(d.finished_at),
+                git.map(|g| &g.repository_url).into(),
+                git.map(|g| &g.repository_id).into(),
+                git.map(|g| &g.commit_sha).into(),
+                Param::Text(tags),
+                Param::Text(&d.source),
+                Param::Int(now),
+            ]
+        })
+        .collect();
+    let upserted = at_once(&rows, |p| tx.query(sql::PUT_DEPLOYMENT, p)).await?;
+    let pks: Vec<i64> = upserted
+        .into_iter()
+        .map(|found| {
+            let row = first(found)
+                .ok_or_else(|| StoreError::Database("upsert returned no row".into()))?;
+            row.required_int(0)
+        })
+        .collect::<StoreResult<_>>()?;
+    let mut sources: Vec<(Option<&str>, &str)> = deployments
+        .iter()
+        .map(|d| {
+            let repository = d.git.as_ref().map(|g| g.repository_id.as_str());
+            (repository, d.service.as_str())
+        })
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let sources: Vec<[Param; 2]> = sources
+        .into_iter()
+        .map(|(repository, service)| [repository.into(), Param::Text(service)])
+        .collect();
+    at_once(&sources, |p| tx.execute(sql::PUT_PROJECT_SOURCE, p)).await?;
     // Also when no row was seen before: a concurrent put of the same id may have stored one.
-    tx.execute(&sql::delete_attrs(&sql::DEPLOYMENTS), args![pk])
-        .await?;
-    let attrs = sql::stored_deployment_attributes(d);
-    insert_attrs(tx, &sql::DEPLOYMENTS, pk, &attrs).await
+    let owners: Vec<[Param; 1]> = pks.iter().map(|pk| [Param::Int(*pk)]).collect();
+    let delete = sql::delete_attrs(&sql::DEPLOYMENTS);
+    at_once(&owners, |p| tx.execute(&delete, p)).await?;
+    let attrs: Vec<(i64, (String, String))> = deployments
+        .iter()
+        .zip(&pks)
+        .flat_map(|(d, pk)| {
+            sql::stored_deployment_attributes(d)
+                .into_iter()
+                .map(move |attr| (*pk, attr))
+        })
+        .collect();
+    insert_attrs(tx, &sql::DEPLOYMENTS, &attrs).await
 }
 
 async fn put_failure(tx: &impl Tx, f: &Failure) -> StoreResult<()> {
@@ -543,19 +674,29 @@ async fn put_failure(tx: &impl Tx, f: &Failure) -> StoreResult<()> {
     let pk = row.required_int(0)?;
     tx.execute(&sql::delete_attrs(&sql::FAILURES), args![pk])
         .await?;
-    insert_attrs(tx, &sql::FAILURES, pk, &failure_attributes(f)).await
+    let attrs: Vec<(i64, (String, String))> = failure_attributes(f)
+        .into_iter()
+        .map(|attr| (pk, attr))
+        .collect();
+    insert_attrs(tx, &sql::FAILURES, &attrs).await
 }
 
-/// Stores the searchable attributes of one event that has none.
+/// Stores searchable attributes (owner, (key, value)) of events that have none.
 async fn insert_attrs(
     tx: &impl Tx,
     table: &EventTable,
-    owner: i64,
-    attrs: &[(String, String)],
+    attrs: &[(i64, (String, String))],
 ) -> StoreResult<()> {
-    let insert = sql::insert_attr(table);
-    for (key, value) in attrs {
-        tx.execute(&insert, args![owner, key, value, numeric_value(value)])
+    for chunk in attrs.chunks(ROWS_PER_STATEMENT) {
+        let nums: Vec<Option<f64>> = chunk.iter().map(|(_, (_, v))| numeric_value(v)).collect();
+        let params: Vec<Param> = chunk
+            .iter()
+            .zip(&nums)
+            .flat_map(|((owner, (key, value)), num)| {
+                [Param::Int(*owner), key.into(), value.into(), (*num).into()]
+            })
+            .collect();
+        tx.execute(&sql::insert_attrs(table, chunk.len()), &params)
             .await?;
     }
     Ok(())

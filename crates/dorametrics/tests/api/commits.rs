@@ -311,6 +311,39 @@ async fn histories_larger_than_other_bodies_are_accepted_up_to_64_mib() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// A batch naming a sha twice stores it once, numbered in arrival order with the others; merge
+/// request facts the repeat carries reach it, as if the two had come one after the other.
+async fn a_sha_twice_in_one_batch_is_one_commit_with_the_later_facts() {
+    let app = spawn_app().await;
+    let mut repeat = commit(2, &[1]);
+    repeat["merge_request"] = json!({"number": 9, "created_at": 1_735_000_000});
+    let batch = [commit(1, &[]), commit(2, &[1]), repeat, commit(3, &[2])];
+    let (status, body) = push(&app, &app.write, NDJSON, ndjson(&batch)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"received": 4, "new": 3}));
+    let mut numbered = app.store.commit_graph(REPO).await.unwrap();
+    numbered.sort_by_key(|(_, ordinal)| *ordinal);
+    let order: Vec<(String, u32)> = numbered
+        .iter()
+        .map(|(c, ordinal)| (c.sha.clone(), *ordinal))
+        .collect();
+    assert_eq!(order, [(sha(1), 0), (sha(2), 1), (sha(3), 2)]);
+    assert_eq!(
+        numbered[1].0.merge_request,
+        Some(MergeRequest {
+            number: 9,
+            created_at: Some(1_735_000_000_000_000_000),
+            merged_at: None,
+        })
+    );
+    // The next batch goes on from there.
+    let (status, _) = push(&app, &app.write, NDJSON, ndjson(&[commit(4, &[3])])).await;
+    assert_eq!(status, StatusCode::OK);
+    let numbered = app.store.commit_graph(REPO).await.unwrap();
+    let fourth = numbered.iter().find(|(c, _)| c.sha == sha(4)).unwrap();
+    assert_eq!(fourth.1, 3);
+}
+
 conformance!(
     commits_arrive_as_ndjson_or_as_an_array_and_repeats_are_not_new,
     times_merge_requests_and_shas_are_read_like_the_datadog_intake,
@@ -320,4 +353,5 @@ conformance!(
     known_answers_which_shas_are_stored,
     pushing_needs_write_and_asking_needs_read_or_write,
     histories_larger_than_other_bodies_are_accepted_up_to_64_mib,
+    a_sha_twice_in_one_batch_is_one_commit_with_the_later_facts,
 );
