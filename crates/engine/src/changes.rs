@@ -124,7 +124,7 @@ pub async fn stream_changes(
     }
     let graph = graphs.of(store, repository).await?;
     let (sets, reached) = appended_change_sets(stream, graph, |_| false, None);
-    let shipped: RoaringBitmap = reached.iter().filter_map(|s| graph.ordinal(s)).collect();
+    let shipped: RoaringBitmap = reached.into_iter().collect();
     Ok(StreamChanges {
         lead_times: sets.iter().map(LeadTimes::of).collect(),
         head: head_of(stream, repository, &shipped)?,
@@ -199,9 +199,8 @@ async fn appended(
         }
         None => CommitGraph::numbered(Vec::new()),
     };
-    let was_shipped = |sha: &str| graph.ordinal(sha).is_some_and(|o| shipped.contains(o));
-    let (sets, reached) = appended_change_sets(new, &graph, was_shipped, baseline);
-    shipped.extend(reached.iter().filter_map(|s| graph.ordinal(s)));
+    let (sets, reached) = appended_change_sets(new, &graph, |o| shipped.contains(o), baseline);
+    shipped.extend(reached);
     let mut lead_times: Vec<LeadTimes> = resumed.derived.into_iter().map(LeadTimes::kept).collect();
     lead_times.extend(sets.iter().map(LeadTimes::of));
     Ok(Some(StreamChanges {

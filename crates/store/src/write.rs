@@ -214,9 +214,25 @@ async fn commit_together(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<StoreR
             return Ok(Err(error));
         }
         let mut applied = Vec::with_capacity(batch.len());
-        for op in batch {
-            match apply(tx, op).await {
-                Ok(rows) => applied.push(rows),
+        let mut rest = batch;
+        while let Some(op) = rest.first() {
+            // Deployments posted one by one by concurrent requests are stored together.
+            let deployments: Vec<&Deployment> = rest
+                .iter()
+                .map_while(|op| match op {
+                    WriteOp::PutDeployment(d) => Some(d),
+                    _ => None,
+                })
+                .collect();
+            let done = match deployments.len() {
+                0 | 1 => apply(tx, op).await.map(|rows| vec![rows]),
+                n => put_deployments(tx, &deployments).await.map(|()| vec![1; n]),
+            };
+            match done {
+                Ok(rows) => {
+                    rest = &rest[rows.len()..];
+                    applied.extend(rows);
+                }
                 Err(error) => return Ok(Err(error)),
             }
         }
@@ -247,11 +263,10 @@ async fn commit_isolated(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<Vec<St
 
 async fn apply(tx: &impl Tx, op: &WriteOp) -> StoreResult<u64> {
     match op {
-        WriteOp::PutDeployment(d) => put_deployments(tx, std::slice::from_ref(d))
-            .await
-            .map(|()| 1),
+        WriteOp::PutDeployment(d) => put_deployments(tx, &[d]).await.map(|()| 1),
         WriteOp::PutDeployments(deployments) => {
-            put_deployments(tx, deployments).await?;
+            let deployments: Vec<&Deployment> = deployments.iter().collect();
+            put_deployments(tx, &deployments).await?;
             Ok(deployments.len() as u64)
         }
         WriteOp::PutFailure(f) => put_failure(tx, f).await.map(|()| 1),
@@ -518,11 +533,11 @@ async fn insert_commits(tx: &impl Tx, new: &[(&Commit, i64)]) -> StoreResult<()>
 /// Stores deployments as one after the other would be, the statements of all of them sent
 /// many at once ([`at_once`]; multi-row where a statement takes several). A batch naming an
 /// id twice is stored one deployment at a time.
-async fn put_deployments(tx: &impl Tx, deployments: &[Deployment]) -> StoreResult<()> {
+async fn put_deployments(tx: &impl Tx, deployments: &[&Deployment]) -> StoreResult<()> {
     let ids: HashSet<&str> = deployments.iter().map(|d| d.id.as_str()).collect();
     if ids.len() < deployments.len() {
         for d in deployments {
-            Box::pin(put_deployments(tx, std::slice::from_ref(d))).await?;
+            Box::pin(put_deployments(tx, &[*d])).await?;
         }
         return Ok(());
     }

@@ -1,7 +1,7 @@
 //! Change sets: which commits each deployment of one service to one env ships, and their lead
 //! times. DESIGN.md "Metric definitions" 2.
 
-use super::graph::{CommitGraph, ShaSet};
+use super::graph::CommitGraph;
 use crate::model::StoredDeployment;
 use crate::time::Nanos;
 
@@ -39,20 +39,22 @@ pub fn change_sets(stream: &[StoredDeployment], graph: &CommitGraph) -> Vec<Chan
 }
 
 /// Change sets of deployments appended (in finish order) to a stream whose earlier deployments
-/// reached every commit `shipped` says, the last of them with git info being `baseline`; with
-/// every commit the new ones reached. [`change_sets`] is this over a whole stream.
+/// reached every commit `shipped` says (given its ordinal), the last of them with git info
+/// being `baseline`; with the ordinals of every commit the new ones reached. [`change_sets`] is
+/// this over a whole stream.
 ///
 /// What was reached is closed under parents, so walking a new tip and stopping at it yields
 /// exactly "reachable from this and from no earlier deployment": `rev-list prev..this` minus
 /// what an older deployment already shipped (redeploys, rollbacks then roll-forwards) — in time
 /// proportional to the new commits, not to the history.
-pub fn appended_change_sets<'s, 'g>(
+pub fn appended_change_sets<'s>(
     appended: &'s [StoredDeployment],
-    graph: &'g CommitGraph,
-    shipped: impl Fn(&str) -> bool,
+    graph: &CommitGraph,
+    shipped: impl Fn(u32) -> bool,
     mut baseline: Option<&'s str>,
-) -> (Vec<ChangeSet>, ShaSet<'g>) {
-    let mut reached = ShaSet::default();
+) -> (Vec<ChangeSet>, Vec<u32>) {
+    let mut reached = graph.nothing_reached();
+    let mut reached_ordinals = Vec::new();
     let mut sets = Vec::with_capacity(appended.len());
     for stored in appended {
         let d = &stored.deployment;
@@ -68,10 +70,10 @@ pub fn appended_change_sets<'s, 'g>(
         };
         let tip = git.commit_sha.as_str();
         let tip_missing = !graph.contains(tip);
-        let new = graph.walk_until(tip, |sha| reached.contains(sha) || shipped(sha));
+        let new = graph.walk(tip, &mut reached, |p| shipped(graph.ordinal_at(p)));
         let mut commits: Vec<ShippedCommit> = new
             .iter()
-            .filter_map(|sha| graph.get(sha))
+            .map(|p| graph.at(*p))
             .filter(|commit| !commit.is_merge())
             .map(|commit| ShippedCommit {
                 sha: commit.sha.clone(),
@@ -87,7 +89,7 @@ pub fn appended_change_sets<'s, 'g>(
             })
             .collect();
         commits.sort_by(|a, b| b.committed_at.cmp(&a.committed_at).then(a.sha.cmp(&b.sha)));
-        reached.extend(new);
+        reached_ordinals.extend(new.iter().map(|p| graph.ordinal_at(*p)));
         sets.push(ChangeSet {
             deployment_id: d.id.clone(),
             baseline_id: baseline.map(str::to_string),
@@ -97,5 +99,5 @@ pub fn appended_change_sets<'s, 'g>(
         });
         baseline = Some(d.id.as_str());
     }
-    (sets, reached)
+    (sets, reached_ordinals)
 }

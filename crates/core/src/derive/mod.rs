@@ -13,4 +13,4 @@ pub use failures::{
     attribute_failure, concerns, stream_verdicts, Attribution, FailureRule, FailureScope, Named,
     RemediationLink, Verdict, DEFAULT_FAILURE_WINDOW,
 };
-pub use graph::{CommitGraph, ShaSet};
+pub use graph::{CommitGraph, Reached};
