@@ -23,7 +23,7 @@ pub struct EventTable {
     /// that lists can filter them with the table's indexes; see [`list`].
     pub column_keys: &'static [ColumnKey],
     /// The event's own fields, kept in their columns: the attributes table holds them only
-    /// when they are numbers ([`stored_attributes`]); see [`crate::query_sql`].
+    /// when they are numbers ([`stored_deployment_attributes`]); see [`crate::query_sql`].
     pub fields: &'static [ColumnKey],
 }
 
@@ -237,6 +237,7 @@ fn values(rows: usize, columns: usize) -> String {
     rows.join(", ")
 }
 
+/// The next ordinal of a repository's commits (how many it holds).
 pub const REPOSITORY_COMMITS: &str = "SELECT commits FROM repositories WHERE repository_id = ?1";
 pub const SET_REPOSITORY_COMMITS: &str = "INSERT INTO repositories (repository_id, commits) \
     VALUES (?1, ?2) ON CONFLICT (repository_id) DO UPDATE SET commits = excluded.commits";
@@ -665,6 +666,23 @@ mod tests {
                 migration.contains(&format!("\n    WHERE {guard};")),
                 "{dialect:?}: {guard}"
             );
+        }
+    }
+
+    /// Migration 12 keeps attribute rows of exactly the fields the queries look for in columns.
+    #[test]
+    fn migration_0012_drops_the_rows_of_the_deployment_fields() {
+        let keys: Vec<String> = DEPLOYMENT_FIELDS
+            .iter()
+            .map(|f| format!("'{}'", f.key))
+            .collect();
+        let keys = format!("key IN ({})", keys.join(", "));
+        for migration in [
+            include_str!("../migrations/sqlite/0012_lean_deployment_attributes.sql"),
+            include_str!("../migrations/postgres/0012_lean_deployment_attributes.sql"),
+        ] {
+            assert!(migration.contains(&keys), "{keys}");
+            assert_eq!(migration.matches(&keys[4..]).count(), 2, "{keys}");
         }
     }
 
