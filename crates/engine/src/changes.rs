@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use dora_core::derive::{appended_change_sets, ChangeSet, CommitGraph};
+use dora_core::derive::{appended_walks, merged_at, CommitGraph, Walk};
 use dora_core::metrics::DeploymentFact;
 use dora_core::model::{Commit, StoredDeployment};
 use dora_core::time::Nanos;
@@ -26,15 +26,20 @@ pub struct LeadTimes {
 }
 
 impl LeadTimes {
-    fn of(set: &ChangeSet) -> Self {
-        let counted = if set.no_baseline {
-            &[][..]
-        } else {
-            &set.commits[..]
-        };
-        let mut lead_times: Vec<Nanos> = counted.iter().map(|c| c.lead_time).collect();
-        let mut merge_lead_times: Vec<Nanos> =
-            counted.iter().filter_map(|c| c.merge_lead_time).collect();
+    fn of(walk: &Walk, graph: &CommitGraph) -> Self {
+        if walk.no_baseline {
+            return Self::default();
+        }
+        let finished = walk.deployment.deployment.finished_at;
+        let mut lead_times: Vec<Nanos> = walk
+            .shipped(graph)
+            .map(|c| finished - c.committed_at)
+            .collect();
+        let mut merge_lead_times: Vec<Nanos> = walk
+            .shipped(graph)
+            .filter_map(merged_at)
+            .map(|merged| finished - merged)
+            .collect();
         lead_times.sort_unstable();
         merge_lead_times.sort_unstable();
         Self {
@@ -123,10 +128,10 @@ pub async fn stream_changes(
         }
     }
     let graph = graphs.of(store, repository).await?;
-    let (sets, reached) = appended_change_sets(stream, graph, |_| false, None);
+    let (walks, reached) = appended_walks(stream, graph, |_| false, None);
     let shipped: RoaringBitmap = reached.into_iter().collect();
     Ok(StreamChanges {
-        lead_times: sets.iter().map(LeadTimes::of).collect(),
+        lead_times: walks.iter().map(|w| LeadTimes::of(w, graph)).collect(),
         head: head_of(stream, repository, &shipped)?,
         from_head: false,
     })
@@ -199,10 +204,10 @@ async fn appended(
         }
         None => CommitGraph::numbered(Vec::new()),
     };
-    let (sets, reached) = appended_change_sets(new, &graph, |o| shipped.contains(o), baseline);
+    let (walks, reached) = appended_walks(new, &graph, |o| shipped.contains(o), baseline);
     shipped.extend(reached);
     let mut lead_times: Vec<LeadTimes> = resumed.derived.into_iter().map(LeadTimes::kept).collect();
-    lead_times.extend(sets.iter().map(LeadTimes::of));
+    lead_times.extend(walks.iter().map(|w| LeadTimes::of(w, &graph)));
     Ok(Some(StreamChanges {
         lead_times,
         head: head_of(stream, repository, &shipped)?,

@@ -18,7 +18,7 @@ use dora_core::query::Query;
 use dora_core::rollup;
 use dora_core::tier::{self, EnvTiers, Tier};
 use dora_core::time::Nanos;
-use dora_store::{DirtyStream, FactQuery, Store, StoreResult, StreamKey, TallyQuery};
+use dora_store::{DirtyStream, FactQuery, Store, StoreResult, StreamHead, StreamKey, TallyQuery};
 
 use crate::changes::{self, GraphCache, LeadTimes};
 
@@ -135,13 +135,41 @@ async fn verdicts_and_neighbours(
             FailureScope::of(f).concerns(&own.service, own.env.as_deref(), |t| teams.contains(t))
         })
         .collect();
+    // Every failure's candidates are read first (each stream once), then borrowed: a stream's
+    // failures mostly name the same few streams, whose deployments are not copied per failure.
+    let mut others: HashMap<StreamKey, Vec<StoredDeployment>> = HashMap::new();
+    let mut sources = Vec::with_capacity(failures.len());
+    for failure in &failures {
+        let source = candidates_for(store, failure).await?;
+        if let Candidates::Streams(keys) = &source {
+            for key in keys.iter().filter(|key| *key != own) {
+                if !others.contains_key(key) {
+                    others.insert(key.clone(), store.stream_deployments(key).await?);
+                }
+            }
+        }
+        sources.push(source);
+    }
+    let deployments_of = |key: &StreamKey| -> &[StoredDeployment] {
+        match key == own {
+            true => stream,
+            false => others.get(key).map_or(&[][..], Vec::as_slice),
+        }
+    };
     let mut attributed: HashMap<String, Vec<(String, FailureRule)>> = HashMap::new();
     let mut neighbours = BTreeSet::new();
-    let mut loaded = HashMap::from([(own.clone(), stream.to_vec())]);
-    for failure in &failures {
-        let candidates = candidates_for(store, failure, &mut loaded).await?;
-        neighbours.extend(candidates.iter().map(stream_key).filter(|key| key != own));
-        let candidates: Vec<&StoredDeployment> = candidates.iter().collect();
+    for (failure, source) in failures.iter().zip(&sources) {
+        let candidates: Vec<&StoredDeployment> = match source {
+            Candidates::Streams(keys) => {
+                let holding = keys.iter().filter(|key| !deployments_of(key).is_empty());
+                neighbours.extend(holding.filter(|key| *key != own).cloned());
+                keys.iter().flat_map(deployments_of).collect()
+            }
+            Candidates::Listed(listed) => {
+                neighbours.extend(listed.iter().map(stream_key).filter(|key| key != own));
+                listed.iter().collect()
+            }
+        };
         if let Some(attribution) = attribute_failure(failure, &candidates, window) {
             attributed
                 .entry(attribution.deployment_id)
@@ -315,6 +343,7 @@ pub async fn refresh_at(
         Pace::Background => refresher.refreshing.lock().await,
     };
     let mut count = 0;
+    let started = Instant::now();
     // Re-deriving a stream can stale its neighbours (a failure blamed elsewhere now): they
     // are taken in the next round.
     for _ in 0..ROUNDS {
@@ -325,14 +354,28 @@ pub async fn refresh_at(
         count += dirty.len();
         rederive_all(store, dirty, window, refresher, pace).await?;
     }
+    let derived = started.elapsed();
     // Then the days whose facts changed are tallied again, a few per write transaction so
     // that intake waits little between them.
+    let mut days = 0;
     loop {
         let started = Instant::now();
-        if store.refresh_day_tallies(DAYS_PER_WRITE).await? == 0 {
+        let tallied = store.refresh_day_tallies(DAYS_PER_WRITE).await?;
+        if tallied == 0 {
             break;
         }
+        days += tallied;
         refresher.rest(pace, started.elapsed()).await;
+    }
+    if count > 0 || days > 0 {
+        tracing::debug!(
+            streams = count,
+            derived_s = derived.as_secs_f64(),
+            days,
+            tallied_s = (started.elapsed() - derived).as_secs_f64(),
+            ?pace,
+            "refreshed"
+        );
     }
     Ok(count)
 }
@@ -356,13 +399,151 @@ async fn rederive_all(
     // Streams still to come in this round read the raw events after everything before them:
     // a neighbour among them needs no extra mark.
     let mut pending: HashSet<StreamKey> = dirty.iter().map(|d| d.stream.clone()).collect();
+    let mut batch = Vec::new();
+    let mut started = Instant::now();
     for stale in dirty {
-        let started = Instant::now();
         pending.remove(&stale.stream);
-        rederive(store, stale, window, &mut graph, &pending, refresher).await?;
-        refresher.rest(pace, started.elapsed()).await;
+        let derived = derive(store, stale, window, &mut graph).await?;
+        batch.push(derived);
+        let facts: usize = batch.iter().map(|d| d.facts.len()).sum();
+        if batch.len() >= STREAMS_PER_WRITE || facts >= FACTS_PER_WRITE {
+            let derived = std::mem::take(&mut batch);
+            store_all(store, derived, window, &mut graph, &pending, refresher).await?;
+            refresher.rest(pace, started.elapsed()).await;
+            started = Instant::now();
+        }
+    }
+    store_all(store, batch, window, &mut graph, &pending, refresher).await
+}
+
+/// Streams one write transaction stores together (their facts' index pages are written once
+/// for all of them, not once per stream), and about the most facts it takes.
+const STREAMS_PER_WRITE: usize = 64;
+const FACTS_PER_WRITE: usize = 50_000;
+
+/// Stores derived streams, all at once: the writer commits writes queued together in one
+/// transaction. A stream a write staled meanwhile is derived again on its own.
+async fn store_all(
+    store: &dyn Store,
+    batch: Vec<Derived>,
+    window: Nanos,
+    graphs: &mut GraphCache,
+    pending: &HashSet<StreamKey>,
+    refresher: &Refresher,
+) -> StoreResult<()> {
+    let mut batch = batch;
+    let writes = batch.iter_mut().map(|d| {
+        let (facts, head) = (std::mem::take(&mut d.facts), d.head.take());
+        store.store_derivation(d.stale.clone(), facts, head)
+    });
+    let stored = futures_util::future::try_join_all(writes).await?;
+    let mut neighbours = BTreeSet::new();
+    for (derived, stored) in batch.into_iter().zip(stored) {
+        if stored {
+            neighbours.extend(derived.stored(refresher, pending));
+        } else if let Some(marks) = store.newest_mark(&derived.stale.stream).await? {
+            rederive(store, marks, window, graphs, pending, refresher).await?;
+        }
+    }
+    if !neighbours.is_empty() {
+        store
+            .mark_streams_dirty(neighbours.into_iter().collect())
+            .await?;
     }
     Ok(())
+}
+
+/// One stream's facts derived from the events a [`DirtyStream`] mark saw, not yet stored.
+struct Derived {
+    stale: DirtyStream,
+    deployments: usize,
+    facts: Vec<DeploymentFact>,
+    head: Option<StreamHead>,
+    from_head: bool,
+    /// Its verdicts differ from the stored ones.
+    verdicts_moved: bool,
+    /// The other streams its failures could be blamed on instead.
+    neighbours: BTreeSet<StreamKey>,
+    started: Instant,
+    /// How long reading the stream, deriving its change sets and its verdicts took.
+    read: Duration,
+    changes: Duration,
+    verdicts: Duration,
+}
+
+impl Derived {
+    /// Counts it as stored; the neighbours whose verdicts must be looked at again.
+    fn stored(self, refresher: &Refresher, pending: &HashSet<StreamKey>) -> Vec<StreamKey> {
+        let from = match self.from_head {
+            true => &refresher.from_head,
+            false => &refresher.from_scratch,
+        };
+        from.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            service = %self.stale.stream.service,
+            env = self.stale.stream.env_text(),
+            from_head = self.from_head,
+            history = self.stale.history,
+            deployments = self.deployments,
+            took_ms = self.started.elapsed().as_secs_f64() * 1e3,
+            read_ms = self.read.as_secs_f64() * 1e3,
+            changes_ms = self.changes.as_secs_f64() * 1e3,
+            verdicts_ms = self.verdicts.as_secs_f64() * 1e3,
+            "stream derived"
+        );
+        // A failure blamed here may have been blamed on a neighbour before (or the other way
+        // round): their verdicts must be looked at again. They change only when ours did, so
+        // this stops.
+        match self.verdicts_moved {
+            true => self
+                .neighbours
+                .into_iter()
+                .filter(|n| !pending.contains(n))
+                .collect(),
+            false => Vec::new(),
+        }
+    }
+}
+
+/// Derives one stream's facts from what is stored now.
+async fn derive(
+    store: &dyn Store,
+    stale: DirtyStream,
+    window: Nanos,
+    graphs: &mut GraphCache,
+) -> StoreResult<Derived> {
+    let started = Instant::now();
+    let stream = store.stream_deployments(&stale.stream).await?;
+    // Read after the stream: a tier changed meanwhile marked it again.
+    let env_tiers: EnvTiers = store.env_tiers().await?.into_iter().collect();
+    // What was stored before: the lead times of what was derived already, and its teams,
+    // whose failures may have been blamed here.
+    let before = store.stream_facts(&stale.stream).await?;
+    let read = started.elapsed();
+    let changes = changes::stream_changes(store, &stale, &stream, &before, graphs).await?;
+    let changed = started.elapsed();
+    let former_teams: Vec<String> = before.iter().filter_map(|f| f.team.clone()).collect();
+    let (verdicts, _, neighbours) =
+        verdicts_and_neighbours(store, &stale.stream, &stream, &former_teams, window).await?;
+    let facts: Vec<DeploymentFact> = stream
+        .iter()
+        .zip(changes.lead_times)
+        .zip(verdicts)
+        .map(|((stored, lead), verdict)| fact_of(stored, lead, &verdict, &env_tiers))
+        .collect();
+    Ok(Derived {
+        verdicts_moved: !same_verdicts(&before, &facts),
+        deployments: facts.len(),
+        stale,
+        facts,
+        head: changes.head,
+        from_head: changes.from_head,
+        neighbours,
+        started,
+        read,
+        changes: changed - read,
+        verdicts: started.elapsed() - changed,
+    })
 }
 
 /// Re-derives one stream and stores its facts, unless writes keep staling it meanwhile.
@@ -375,51 +556,12 @@ async fn rederive(
     refresher: &Refresher,
 ) -> StoreResult<()> {
     for _ in 0..ATTEMPTS {
-        let started = Instant::now();
-        let stream = store.stream_deployments(&stale.stream).await?;
-        // Read after the stream: a tier changed meanwhile marked it again.
-        let env_tiers: EnvTiers = store.env_tiers().await?.into_iter().collect();
-        // What was stored before: the lead times of what was derived already, and its teams,
-        // whose failures may have been blamed here.
-        let before = store.stream_facts(&stale.stream).await?;
-        let changes = changes::stream_changes(store, &stale, &stream, &before, graphs).await?;
-        let from = match changes.from_head {
-            true => &refresher.from_head,
-            false => &refresher.from_scratch,
-        };
-        let former_teams: Vec<String> = before.iter().filter_map(|f| f.team.clone()).collect();
-        let (verdicts, _, neighbours) =
-            verdicts_and_neighbours(store, &stale.stream, &stream, &former_teams, window).await?;
-        let facts: Vec<DeploymentFact> = stream
-            .iter()
-            .zip(changes.lead_times)
-            .zip(verdicts)
-            .map(|((stored, lead), verdict)| fact_of(stored, lead, &verdict, &env_tiers))
-            .collect();
-        let verdicts_moved = !same_verdicts(&before, &facts);
-        let stored = store
-            .store_derivation(stale.clone(), facts, changes.head)
-            .await?;
-        if stored {
-            from.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(
-                service = %stale.stream.service,
-                env = stale.stream.env_text(),
-                from_head = changes.from_head,
-                history = stale.history,
-                deployments = stream.len(),
-                took_ms = started.elapsed().as_secs_f64() * 1e3,
-                "stream derived"
-            );
-            // A failure blamed here may have been blamed on a neighbour before (or the other
-            // way round): their verdicts must be looked at again. They change only when ours
-            // did, so this stops.
-            let stale_neighbours: Vec<StreamKey> = neighbours
-                .into_iter()
-                .filter(|n| !pending.contains(n))
-                .collect();
-            if verdicts_moved && !stale_neighbours.is_empty() {
-                store.mark_streams_dirty(stale_neighbours).await?;
+        let mut derived = derive(store, stale.clone(), window, graphs).await?;
+        let (facts, head) = (std::mem::take(&mut derived.facts), derived.head.take());
+        if store.store_derivation(stale.clone(), facts, head).await? {
+            let neighbours = derived.stored(refresher, pending);
+            if !neighbours.is_empty() {
+                store.mark_streams_dirty(neighbours).await?;
             }
             return Ok(());
         }
@@ -599,30 +741,28 @@ pub async fn failures(
     Ok(failures)
 }
 
+/// Where the deployments a failure could be about are.
+enum Candidates {
+    /// Whole streams (the common case: services named, in one env).
+    Streams(Vec<StreamKey>),
+    /// Read by a query (a team, or every env).
+    Listed(Vec<StoredDeployment>),
+}
+
 /// Deployments a failure could be about: of the services it names (or of its team), in its env.
-async fn candidates_for(
-    store: &dyn Store,
-    failure: &Failure,
-    loaded: &mut HashMap<StreamKey, Vec<StoredDeployment>>,
-) -> StoreResult<Vec<StoredDeployment>> {
+async fn candidates_for(store: &dyn Store, failure: &Failure) -> StoreResult<Candidates> {
     let scope = FailureScope::of(failure);
     let who = match (scope.named, scope.env) {
         (Named::Services(services), Some(env)) => {
-            // The common case, straight from the streams' index; a stream's failures mostly
-            // name the same streams, so each is read once.
-            let mut candidates = Vec::new();
-            for service in services {
-                let stream = StreamKey {
+            // Straight from the streams' index.
+            let streams = services
+                .iter()
+                .map(|service| StreamKey {
                     service: service.clone(),
                     env: Some(env.to_string()),
-                };
-                if !loaded.contains_key(&stream) {
-                    let deployments = store.stream_deployments(&stream).await?;
-                    loaded.insert(stream.clone(), deployments);
-                }
-                candidates.extend(loaded.get(&stream).into_iter().flatten().cloned());
-            }
-            return Ok(candidates);
+                })
+                .collect();
+            return Ok(Candidates::Streams(streams));
         }
         (Named::Services(services), _) => Query::Or(
             services
@@ -631,15 +771,16 @@ async fn candidates_for(
                 .collect(),
         ),
         (Named::Team(team), _) => Query::field("team", team),
-        (Named::Nobody, _) => return Ok(Vec::new()),
+        (Named::Nobody, _) => return Ok(Candidates::Listed(Vec::new())),
     };
     let mut filter = vec![who];
     if let Some(env) = scope.env {
         filter.push(Query::field("env", env));
     }
-    store
+    let listed = store
         .list_deployments(&everything(Query::And(filter), SortField::FinishedAt))
-        .await
+        .await?;
+    Ok(Candidates::Listed(listed))
 }
 
 #[cfg(test)]

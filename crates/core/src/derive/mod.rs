@@ -8,7 +8,7 @@ mod graph;
 #[cfg(test)]
 mod tests;
 
-pub use changes::{appended_change_sets, change_sets, ChangeSet, ShippedCommit};
+pub use changes::{appended_walks, change_sets, merged_at, ChangeSet, ShippedCommit, Walk};
 pub use failures::{
     attribute_failure, concerns, stream_verdicts, Attribution, FailureRule, FailureScope, Named,
     RemediationLink, Verdict, DEFAULT_FAILURE_WINDOW,

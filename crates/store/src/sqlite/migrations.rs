@@ -69,6 +69,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lean_deployment_attributes",
         include_str!("../../migrations/sqlite/0012_lean_deployment_attributes.sql"),
     ),
+    (
+        13,
+        "commits_in_ordinal_order",
+        include_str!("../../migrations/sqlite/0013_commits_in_ordinal_order.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.
@@ -289,5 +294,63 @@ mod tests {
             expected.sort();
             assert_eq!(kept, expected, "{}", d.id);
         }
+    }
+
+    /// Migration 13 keeps every commit, whole, in ordinal order, and a sha still once per
+    /// repository.
+    #[test]
+    fn commits_are_kept_in_ordinal_order() {
+        let conn = Connection::open_in_memory().unwrap();
+        for &(_, _, sql) in &MIGRATIONS[..12] {
+            conn.execute_batch(sql).unwrap();
+        }
+        let all = "SELECT repository_id, ordinal, sha, parents, authored_at, committed_at, \
+                   author, subject, mr_number, mr_created_at, mr_merged_at FROM commits";
+        for (repo, sha, ordinal, mr) in [
+            ("r1", "c", 2, None),
+            ("r1", "a", 0, Some(7)),
+            ("r2", "a", 0, None),
+            ("r1", "b", 1, None),
+        ] {
+            conn.execute(
+                "INSERT INTO commits (repository_id, sha, parents, authored_at, committed_at, \
+                 author, subject, mr_number, mr_created_at, mr_merged_at, ordinal) \
+                 VALUES (?1, ?2, 'p q', 10, 20, 'dev', 'fix', ?3, 30, 40, ?4)",
+                rusqlite::params![repo, sha, mr, ordinal],
+            )
+            .unwrap();
+        }
+        type Row = (String, i64, String, String, i64, i64, String, String);
+        let read = |sql: &str| -> Vec<(Row, Option<i64>)> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| {
+                    let row = (
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    );
+                    Ok((row, r.get(8)?))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let before = read(&format!("{all} ORDER BY repository_id, ordinal"));
+        assert_eq!(before.len(), 4);
+        conn.execute_batch(MIGRATIONS[12].2).unwrap();
+        // Read in the table's own order: by repository, then ordinal.
+        assert_eq!(read(all), before);
+        let again = conn.execute(
+            "INSERT INTO commits (repository_id, sha, parents, authored_at, committed_at, \
+             ordinal) VALUES ('r1', 'a', '', 0, 0, 3) ON CONFLICT (repository_id, sha) DO NOTHING",
+            [],
+        );
+        assert_eq!(again.unwrap(), 0, "a repository's sha is stored once");
     }
 }

@@ -349,10 +349,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn commit_graph(&self, repository_id: &str) -> StoreResult<Vec<NumberedCommit>> {
+    async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<dora_core::model::Commit>> {
         let repository_id = repository_id.to_string();
         self.read(move |conn| {
             query_all(conn, &sql::commits_of(), [repository_id], |row| {
+                crate::rows::commit(row)
+            })
+        })
+        .await
+    }
+
+    async fn commit_graph(&self, repository_id: &str) -> StoreResult<Vec<NumberedCommit>> {
+        let repository_id = repository_id.to_string();
+        self.read(move |conn| {
+            query_all(conn, &sql::commit_graph_of(), [repository_id], |row| {
                 crate::rows::numbered_commit(row)
             })
         })
