@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use dora_core::levels::RestoreMeasure;
+use dora_engine::derivation;
 use dora_engine::report::{self, KeyLevels, KeyRating, Keys, Report, ReportError, Spread};
 use serde_json::Value;
 
@@ -143,7 +144,24 @@ async fn local(args: &ReportArgs) -> Result<Report> {
     let store = crate::open_store(&args.db.database, crate::Access::Existing).await?;
     let window =
         i64::try_from(args.failure_window.as_nanos()).context("--failure-window is too long")?;
-    let refresher = dora_engine::derivation::Refresher::default();
+    // The stored facts hold verdicts of one window: another would need every stream derived
+    // again, under the feet of a server that uses the stored one.
+    if let Some(stored) = derivation::other_window(store.as_ref(), window).await? {
+        let text = |nanos: i64| {
+            humantime::format_duration(Duration::from_nanos(u64::try_from(nanos).unwrap_or(0)))
+        };
+        bail!(
+            "--failure-window {}: the facts in this database were derived with a failure window \
+             of {}; pass --failure-window {} (the server's), or start `dorametrics serve \
+             --failure-window {}` once to derive them again with the new one",
+            text(window),
+            text(stored),
+            text(stored),
+            text(window)
+        );
+    }
+    derivation::settle_window(store.as_ref(), window).await?;
+    let refresher = derivation::Refresher::default();
     report::run(store.as_ref(), &request, window, &refresher)
         .await
         .map_err(explain)

@@ -274,6 +274,20 @@ async fn scenario(database: &str) {
         ));
         assert!(err.contains("Project \"nope\" not found"), "{err}");
     }
+    // The server derived the stored facts with its window (the default 24h): a report from
+    // the database with another would read verdicts of the wrong window, so it is refused.
+    let err = refused(&report(
+        &args(&with(&db, &["--failure-window", "48h"])),
+        None,
+    ));
+    assert!(
+        err.contains("--failure-window 2days: the facts in this database were derived with a failure window of 1day"),
+        "{err}"
+    );
+    stdout_of(&report(
+        &args(&with(&db, &["--failure-window", "24h"])),
+        None,
+    ));
     let err = refused(&report(&args(&with(&url, &[])), None));
     assert!(err.contains("DORA_TOKEN"), "{err}");
     let err = refused(&report(&args(&with(&url, &[])), Some("dora_wrong")));

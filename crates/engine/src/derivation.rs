@@ -316,6 +316,13 @@ pub async fn settle_window(store: &dyn Store, window: Nanos) -> StoreResult<()> 
     Ok(())
 }
 
+/// The failure window the stored facts were derived with (by a server started with it), when
+/// it is not `window`: read as if derived with `window`, they would be wrong.
+pub async fn other_window(store: &dyn Store, window: Nanos) -> StoreResult<Option<Nanos>> {
+    let stored = store.fact_setting(FAILURE_WINDOW_SETTING).await?;
+    Ok(stored.filter(|stored| *stored != window))
+}
+
 /// Re-derives the facts of every stale stream (change sets, verdicts) and stores them;
 /// returns how many streams it re-derived. Every metric read runs it first, so an answer
 /// reflects every write acknowledged before the read; the server also runs it in the

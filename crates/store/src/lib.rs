@@ -610,6 +610,9 @@ pub trait Store: Send + Sync + 'static {
         Ok(self.write(op).await? > 0)
     }
 
+    /// A setting the stored facts were derived with, if one was recorded.
+    async fn fact_setting(&self, name: &str) -> StoreResult<Option<i64>>;
+
     /// What is still to derive: stale streams and days.
     async fn staleness(&self) -> StoreResult<Staleness>;
 

@@ -640,6 +640,11 @@ impl Store for PostgresStore {
         rows.first().map(crate::rows::stream_head).transpose()
     }
 
+    async fn fact_setting(&self, name: &str) -> StoreResult<Option<i64>> {
+        let rows = self.query(sql::FACT_SETTING, &[&name]).await?;
+        rows.first().map(|row| row.required_int(0)).transpose()
+    }
+
     async fn newest_mark(&self, stream: &StreamKey) -> StoreResult<Option<DirtyStream>> {
         let rows = self
             .query(sql::STREAM_MARKS, &[&stream.service, &stream.env_text()])
