@@ -406,18 +406,18 @@ async fn rederive_all(
     // Streams still to come in this round read the raw events after everything before them:
     // a neighbour among them needs no extra mark.
     let mut pending: HashSet<StreamKey> = dirty.iter().map(|d| d.stream.clone()).collect();
-    let mut batch = Vec::new();
+    let (mut batch, mut facts) = (Vec::new(), 0);
     let mut started = Instant::now();
     for stale in dirty {
         pending.remove(&stale.stream);
         let derived = derive(store, stale, window, &mut graph).await?;
+        facts += derived.facts.len();
         batch.push(derived);
-        let facts: usize = batch.iter().map(|d| d.facts.len()).sum();
         if batch.len() >= STREAMS_PER_WRITE || facts >= FACTS_PER_WRITE {
             let derived = std::mem::take(&mut batch);
             store_all(store, derived, window, &mut graph, &pending, refresher).await?;
             refresher.rest(pace, started.elapsed()).await;
-            started = Instant::now();
+            (facts, started) = (0, Instant::now());
         }
     }
     store_all(store, batch, window, &mut graph, &pending, refresher).await
@@ -432,13 +432,12 @@ const FACTS_PER_WRITE: usize = 50_000;
 /// transaction. A stream a write staled meanwhile is derived again on its own.
 async fn store_all(
     store: &dyn Store,
-    batch: Vec<Derived>,
+    mut batch: Vec<Derived>,
     window: Nanos,
     graphs: &mut GraphCache,
     pending: &HashSet<StreamKey>,
     refresher: &Refresher,
 ) -> StoreResult<()> {
-    let mut batch = batch;
     let writes = batch.iter_mut().map(|d| {
         let (facts, head) = (std::mem::take(&mut d.facts), d.head.take());
         store.store_derivation(d.stale.clone(), facts, head)

@@ -484,10 +484,12 @@ pub trait Store: Send + Sync + 'static {
     /// Which of these shas the repository already has.
     async fn known_commits(&self, repository_id: &str, shas: &[String])
         -> StoreResult<Vec<String>>;
-    /// Every stored commit of a repository, whole.
-    async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>>;
-    /// Every stored commit of a repository, numbered, as walks need them: without author and
-    /// subject (`None`), which no walk reads.
+    /// Every stored commit of a repository (its graph).
+    async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<Commit>> {
+        let graph = self.commit_graph(repository_id).await?;
+        Ok(graph.into_iter().map(|(commit, _)| commit).collect())
+    }
+    /// Every stored commit of a repository, numbered.
     async fn commit_graph(&self, repository_id: &str) -> StoreResult<Vec<NumberedCommit>>;
     /// How many commits a repository holds (the next ordinal): a graph loaded when it held
     /// as many is still whole.

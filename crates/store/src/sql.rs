@@ -256,12 +256,6 @@ const COMMIT_COLUMNS: &str = "repository_id, sha, parents, authored_at, committe
 pub fn commits_of() -> String {
     format!("SELECT {COMMIT_COLUMNS} FROM commits WHERE repository_id = ?1")
 }
-/// Every commit of a repository as a walk needs it: [`COMMIT_COLUMNS`] without the author and
-/// subject (NULL in their place), which are most of a row and which no walk reads.
-pub fn commit_graph_of() -> String {
-    let columns = COMMIT_COLUMNS.replace("author, subject", "NULL, NULL");
-    format!("SELECT {columns} FROM commits WHERE repository_id = ?1")
-}
 /// One commit of a repository by sha.
 pub fn commit_by_sha() -> String {
     format!("SELECT {COMMIT_COLUMNS} FROM commits WHERE repository_id = ?1 AND sha = ?2")

@@ -564,15 +564,8 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<dora_core::model::Commit>> {
-        let rows = self.query(&sql::commits_of(), &[&repository_id]).await?;
-        rows.iter().map(crate::rows::commit).collect()
-    }
-
     async fn commit_graph(&self, repository_id: &str) -> StoreResult<Vec<NumberedCommit>> {
-        let rows = self
-            .query(&sql::commit_graph_of(), &[&repository_id])
-            .await?;
+        let rows = self.query(&sql::commits_of(), &[&repository_id]).await?;
         rows.iter().map(crate::rows::numbered_commit).collect()
     }
 

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Page cache of the writer connection, and of each reader (KiB). Not more for the writer:
 /// SQLite trims the cache to the file's size at the end of every write transaction by a scan
 /// that grows with the cache (at 256 MiB it took a fifth of the writer's time under
-/// single-event intake); pages past it come from the memory map and the OS.
+/// single-event intake at scale M); pages past it come from the memory map and the OS.
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
 const READER_CACHE_KIB: i64 = 32 * 1024;
 /// Reads through a memory map of the file's first bytes (shared by every connection through
@@ -352,20 +352,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn commits_of(&self, repository_id: &str) -> StoreResult<Vec<dora_core::model::Commit>> {
-        let repository_id = repository_id.to_string();
-        self.read(move |conn| {
-            query_all(conn, &sql::commits_of(), [repository_id], |row| {
-                crate::rows::commit(row)
-            })
-        })
-        .await
-    }
-
     async fn commit_graph(&self, repository_id: &str) -> StoreResult<Vec<NumberedCommit>> {
         let repository_id = repository_id.to_string();
         self.read(move |conn| {
-            query_all(conn, &sql::commit_graph_of(), [repository_id], |row| {
+            query_all(conn, &sql::commits_of(), [repository_id], |row| {
                 crate::rows::numbered_commit(row)
             })
         })
