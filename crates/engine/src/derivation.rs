@@ -238,6 +238,8 @@ pub struct Refresher {
     /// Streams derived from their head (only appended to) and from scratch.
     from_head: AtomicUsize,
     from_scratch: AtomicUsize,
+    /// Streams whose new failures were blamed by look-ups, with no derivation.
+    blamed: AtomicUsize,
 }
 
 /// Counts one waiting read while it lives (also when the read is dropped while waiting).
@@ -265,6 +267,11 @@ impl Refresher {
             self.from_head.load(Ordering::Relaxed),
             self.from_scratch.load(Ordering::Relaxed),
         )
+    }
+
+    /// How many streams it brought up to date by blaming new failures with look-ups alone.
+    pub fn blamed(&self) -> usize {
+        self.blamed.load(Ordering::Relaxed)
     }
 
     /// After a piece of work that took `worked`: a background refresh rests, until a read waits.
@@ -389,11 +396,12 @@ pub async fn refresh_at(
 
 async fn rederive_all(
     store: &dyn Store,
-    mut dirty: Vec<DirtyStream>,
+    dirty: Vec<DirtyStream>,
     window: Nanos,
     refresher: &Refresher,
     pace: Pace,
 ) -> StoreResult<()> {
+    let mut dirty = blame_all(store, dirty, window, refresher).await?;
     if dirty.len() > FEW_STREAMS {
         // Streams of one repository in a row, so its history is loaded once.
         let repositories: HashMap<StreamKey, String> =
@@ -421,6 +429,78 @@ async fn rederive_all(
         }
     }
     store_all(store, batch, window, &mut graph, &pending, refresher).await
+}
+
+/// Streams whose marks all name new failures have current facts but for those failures: each
+/// is blamed by look-ups and its deployment failed, all in one write. Returns the streams that
+/// need a derivation (other marks, or a failure whose candidates take a query).
+async fn blame_all(
+    store: &dyn Store,
+    dirty: Vec<DirtyStream>,
+    window: Nanos,
+    refresher: &Refresher,
+) -> StoreResult<Vec<DirtyStream>> {
+    let mut to_derive = Vec::new();
+    let mut blamed = Vec::new();
+    for stale in dirty {
+        if !stale.only_failures || stale.history {
+            to_derive.push(stale);
+            continue;
+        }
+        match stream_blames(store, &stale, window).await? {
+            Some(failed) => blamed.push((stale, failed)),
+            None => to_derive.push(stale),
+        }
+    }
+    let writes = blamed
+        .into_iter()
+        .map(|(stale, failed)| store.store_blames(stale, failed));
+    // One not stored was marked again meanwhile: the next round takes it.
+    let stored = futures_util::future::try_join_all(writes).await?;
+    let count = stored.into_iter().filter(|stored| *stored).count();
+    refresher.blamed.fetch_add(count, Ordering::Relaxed);
+    Ok(to_derive)
+}
+
+/// The deployments of a stream that the failures its marks name are blamed on, and that fail
+/// for it (not marked stable); `None` when one of them takes a derivation to blame.
+async fn stream_blames(
+    store: &dyn Store,
+    stale: &DirtyStream,
+    window: Nanos,
+) -> StoreResult<Option<Vec<String>>> {
+    let mut failed = Vec::new();
+    for id in store.marked_failures(stale).await? {
+        // Gone: its removal marked the stream too, and a derivation follows.
+        let Some(failure) = store.get_failure(&id).await? else {
+            continue;
+        };
+        let Candidates::Streams(streams) = candidates_for(store, &failure).await? else {
+            return Ok(None);
+        };
+        let (sha, version) = (
+            failure.git.as_ref().map(|g| g.commit_sha.as_str()),
+            failure.version.as_deref(),
+        );
+        let mut candidates = Vec::new();
+        for stream in &streams {
+            let found = store
+                .blame_candidates(stream, sha, version, failure.started_at)
+                .await?;
+            candidates.extend(found);
+        }
+        let refs: Vec<&StoredDeployment> = candidates.iter().collect();
+        let Some(blamed) = attribute_failure(&failure, &refs, window) else {
+            continue;
+        };
+        let fails_here = candidates.iter().find(|d| {
+            d.deployment.id == blamed.deployment_id
+                && stream_key(d) == stale.stream
+                && d.change_failure != Some(false)
+        });
+        failed.extend(fails_here.map(|d| d.deployment.id.clone()));
+    }
+    Ok(Some(failed))
 }
 
 /// Streams one write transaction stores together (their facts' index pages are written once

@@ -379,6 +379,9 @@ pub struct DirtyStream {
     pub history: bool,
     /// How many marks up to `seq` it had.
     pub marks: i64,
+    /// Every mark was made by a failure's put: its facts are current but for those failures
+    /// ([`Store::marked_failures`]), which a refresh blames by look-ups.
+    pub only_failures: bool,
 }
 
 /// What a stream's change sets were derived up to: the last deployment then, the repository
@@ -582,6 +585,23 @@ pub trait Store: Send + Sync + 'static {
         let op = WriteOp::ReplaceFacts(dirty, facts, head);
         Ok(self.write(op).await? > 0)
     }
+    /// Fails the deployments (ids, of `dirty`'s stream) that the failures its marks named were
+    /// blamed on — only if those marks are still the stream's, which are then claimed (later
+    /// marks stay); `false` (nothing written) otherwise.
+    async fn store_blames(&self, dirty: DirtyStream, failed: Vec<String>) -> StoreResult<bool> {
+        Ok(self.write(WriteOp::Blame(dirty, failed)).await? > 0)
+    }
+    /// The failures whose puts made the marks of a stream up to `dirty.seq`.
+    async fn marked_failures(&self, dirty: &DirtyStream) -> StoreResult<Vec<String>>;
+    /// What a failure can be blamed on in one stream (with an env), by index look-ups: its
+    /// deployments of `sha`, those of `version`, and those that finished last by `by`.
+    async fn blame_candidates(
+        &self,
+        stream: &StreamKey,
+        sha: Option<&str>,
+        version: Option<&str>,
+        by: Nanos,
+    ) -> StoreResult<Vec<StoredDeployment>>;
     /// What a stream's change sets were last derived up to.
     async fn stream_head(&self, stream: &StreamKey) -> StoreResult<Option<StreamHead>>;
     /// The stored facts of one stream, in finish order.

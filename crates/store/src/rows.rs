@@ -243,6 +243,7 @@ pub fn dirty_stream(row: &impl Columns) -> StoreResult<crate::DirtyStream> {
         seq: row.required_int(2)?,
         history: row.required_int(3)? != 0,
         marks: row.required_int(4)?,
+        only_failures: row.required_int(5)? != 0,
     })
 }
 

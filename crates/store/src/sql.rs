@@ -424,22 +424,28 @@ pub const DERIVED_PAST: &str = "SELECT EXISTS (SELECT 1 FROM stream_heads \
     WHERE service = ?1 AND env = ?2 AND last_finished_at > ?3)";
 
 /// Every stream of a service, or only its stream in env `?2` when not NULL (a failure scope
-/// naming services): their verdicts.
+/// naming services): their verdicts. `?3`: the failure put, if a put (not a removal) marks.
 pub fn mark_streams_of_service() -> String {
     format!(
         "{} WHERE service = ?1 AND (CAST(?2 AS TEXT) IS NULL OR env = ?2)",
-        mark_selected("FALSE")
+        mark_for_failure()
     )
 }
 
 /// Every stream holding a deployment of team `?1` (in env `?2` when not NULL): a failure scope
-/// naming a team. The `team` attribute: the column, or a custom tag.
+/// naming a team. The `team` attribute: the column, or a custom tag. `?3` as above.
 pub fn mark_streams_of_team() -> String {
     format!(
         "{} WHERE (team = ?1 OR pk IN (SELECT owner_pk FROM deployment_attrs \
          WHERE key = 'team' AND value = ?1)) AND (CAST(?2 AS TEXT) IS NULL OR env = ?2)",
-        mark_selected("FALSE")
+        mark_for_failure()
     )
+}
+
+/// [`mark_selected`] for the verdicts, naming the failure `?3` (NULL: none).
+fn mark_for_failure() -> &'static str {
+    "INSERT INTO dirty_streams (service, env, history, failure_id) \
+     SELECT DISTINCT service, COALESCE(env, ''), FALSE, CAST(?3 AS TEXT) FROM deployments"
 }
 
 /// Every stream deploying from a repository (a commit filled a hole in what it walked).
@@ -457,9 +463,10 @@ pub fn mark_all_streams() -> String {
     format!("{} WHERE true", mark_selected("FALSE"))
 }
 
-/// Each stale stream once, with the newest mark.
+/// Each stale stream once, with the newest mark, and whether every mark names a failure.
 pub const DIRTY_STREAMS: &str = "SELECT service, env, MAX(seq), \
-    CAST(MAX(CASE WHEN history THEN 1 ELSE 0 END) AS BIGINT), COUNT(*) FROM dirty_streams \
+    CAST(MAX(CASE WHEN history THEN 1 ELSE 0 END) AS BIGINT), COUNT(*), \
+    CAST(MIN(CASE WHEN failure_id IS NULL THEN 0 ELSE 1 END) AS BIGINT) FROM dirty_streams \
     GROUP BY service, env ORDER BY service, env";
 /// What [`crate::rows::stream_head`] reads.
 pub const STREAM_HEAD: &str = "SELECT last_id, last_finished_at, repository_id, shipped \
@@ -490,8 +497,12 @@ pub fn staleness(dialect: Dialect) -> &'static str {
 }
 /// [`DIRTY_STREAMS`] of one stream.
 pub const STREAM_MARKS: &str = "SELECT service, env, MAX(seq), \
-    CAST(MAX(CASE WHEN history THEN 1 ELSE 0 END) AS BIGINT), COUNT(*) FROM dirty_streams \
+    CAST(MAX(CASE WHEN history THEN 1 ELSE 0 END) AS BIGINT), COUNT(*), \
+    CAST(MIN(CASE WHEN failure_id IS NULL THEN 0 ELSE 1 END) AS BIGINT) FROM dirty_streams \
     WHERE service = ?1 AND env = ?2 GROUP BY service, env";
+/// The failures the marks of stream (`?1`, `?2`) up to `?3` were made for.
+pub const MARKED_FAILURES: &str = "SELECT DISTINCT failure_id FROM dirty_streams \
+    WHERE service = ?1 AND env = ?2 AND seq <= ?3 AND failure_id IS NOT NULL ORDER BY failure_id";
 /// How many marks up to `?3` the stream has: more than a re-derivation saw means a write it did
 /// not see committed with a smaller `seq` (PostgreSQL hands out `seq` before commit order).
 pub const MARKS_UP_TO: &str =
@@ -542,6 +553,31 @@ pub fn stream_deployments(has_env: bool) -> String {
         columns = DEPLOYMENTS.columns
     )
 }
+
+/// The deployments of stream (`?1`, env `?2`) whose `column` is `?3`: those a failure naming
+/// that sha or version can be blamed on.
+pub fn stream_deployments_where(column: &str) -> String {
+    format!(
+        "SELECT {columns} FROM deployments e WHERE e.service = ?1 AND e.env = ?2 \
+         AND e.{column} = ?3",
+        columns = DEPLOYMENTS.columns
+    )
+}
+
+/// The deployments of stream (`?1`, env `?2`) that finished last at or before `?3` (several
+/// when they tie).
+pub fn stream_latest_by() -> String {
+    format!(
+        "SELECT {columns} FROM deployments e WHERE e.service = ?1 AND e.env = ?2 \
+         AND e.finished_at = (SELECT MAX(finished_at) FROM deployments \
+             WHERE service = ?1 AND env = ?2 AND finished_at <= ?3)",
+        columns = DEPLOYMENTS.columns
+    )
+}
+
+/// Whether a deployment's stored fact says it failed, and when it finished.
+pub const FACT_FAILED: &str = "SELECT failed, finished_at FROM deployment_facts WHERE id = ?1";
+pub const SET_FACT_FAILED: &str = "UPDATE deployment_facts SET failed = TRUE WHERE id = ?1";
 
 /// Which repository each stream deploys from.
 pub const STREAM_REPOSITORIES: &str = "SELECT DISTINCT service, COALESCE(env, ''), \

@@ -55,6 +55,8 @@ pub enum WriteOp {
     SetEnvTier(String, Option<Tier>),
     MarkDirty(Vec<StreamKey>),
     ReplaceFacts(DirtyStream, Vec<DeploymentFact>, Option<StreamHead>),
+    /// The failures a stream's marks named were blamed on these of its deployments (ids).
+    Blame(DirtyStream, Vec<String>),
     /// Tallies again up to this many stale days.
     TallyDays(usize),
     SettleFactSetting(String, i64),
@@ -132,6 +134,8 @@ pub enum Lock<'a> {
     /// A repository's commits: a commit that fills a hole must see the hole another batch
     /// records for it, or no stream would learn of it.
     Repository(&'a str),
+    /// One failure id: a put reads what the failure concerned before it.
+    Failure(&'a str),
     /// Two nodes starting together must not both see no token.
     FirstToken,
     /// One tallier at a time across nodes: each claims its days' marks before reading their
@@ -303,6 +307,7 @@ async fn apply(tx: &impl Tx, op: &WriteOp) -> StoreResult<u64> {
         WriteOp::ReplaceFacts(dirty, facts, head) => {
             replace_facts(tx, dirty, facts, head.as_ref()).await
         }
+        WriteOp::Blame(dirty, failed) => blame(tx, dirty, failed).await,
         WriteOp::TallyDays(limit) => tally_days(tx, *limit).await,
         WriteOp::SettleFactSetting(name, value) => {
             let stored = first(tx.query(sql::FACT_SETTING, args![name]).await?);
@@ -656,9 +661,12 @@ async fn put_deployments(tx: &impl Tx, deployments: &[&Deployment]) -> StoreResu
 }
 
 async fn put_failure(tx: &impl Tx, f: &Failure) -> StoreResult<()> {
-    // What the failure concerned before a replacement, and what it concerns now.
+    // Two puts of one id in turn: the second must see the first's scope to mark it.
+    tx.lock(Lock::Failure(&f.id)).await?;
+    // What the failure concerned before a replacement (re-derived: it may have been blamed
+    // there), and what it concerns now (marked with its id: a refresh blames it by look-ups).
     mark_streams_of_failure(tx, &f.id).await?;
-    mark_failure_scope(tx, FailureScope::of(f)).await?;
+    mark_failure_scope(tx, FailureScope::of(f), Some(&f.id)).await?;
     let git = f.git.as_ref();
     let (services, tags) = (to_json_list(&f.services), to_json_list(&f.custom_tags));
     let now = dora_core::time::now();
@@ -785,28 +793,79 @@ async fn mark_streams_of_failure(tx: &impl Tx, id: &str) -> StoreResult<()> {
         let services = json_list_text(&row.required_text(0)?)?;
         let (team, env) = (row.text(1)?, row.text(2)?);
         let scope = FailureScope::new(&services, team.as_deref(), env.as_deref());
-        mark_failure_scope(tx, scope).await?;
+        mark_failure_scope(tx, scope, None).await?;
     }
     Ok(())
 }
 
-/// Marks the streams a failure with this scope concerns.
-async fn mark_failure_scope(tx: &impl Tx, scope: FailureScope<'_>) -> StoreResult<()> {
+/// Marks the streams a failure with this scope concerns; naming the failure when it is put
+/// (its marks then ask only for it to be blamed).
+async fn mark_failure_scope(
+    tx: &impl Tx,
+    scope: FailureScope<'_>,
+    put: Option<&str>,
+) -> StoreResult<()> {
     let env = scope.env;
     match scope.named {
         Named::Services(services) => {
             let mark = sql::mark_streams_of_service();
             for service in sql::sorted_unique(services.iter().map(String::as_str)) {
-                tx.execute(&mark, args![service, env]).await?;
+                tx.execute(&mark, args![service, env, put]).await?;
             }
         }
         Named::Team(team) => {
-            tx.execute(&sql::mark_streams_of_team(), args![team, env])
+            tx.execute(&sql::mark_streams_of_team(), args![team, env, put])
                 .await?;
         }
         Named::Nobody => {}
     }
     Ok(())
+}
+
+/// Claims the marks a derivation of a stream saw, if no write has staled it since `dirty` was
+/// read (`resumable`: no write changed its past since; the later marks stay) and no other
+/// derivation stored a newer answer; `false` when the derivation is out of date.
+async fn claim(tx: &impl Tx, dirty: &DirtyStream, resumable: bool) -> StoreResult<bool> {
+    let (service, env) = (&dirty.stream.service, dirty.stream.env_text());
+    let overtaken = match resumable {
+        true => sql::MARKED_PAST_SINCE,
+        false => sql::MARKED_SINCE,
+    };
+    let since = first(tx.query(overtaken, args![service, env, dirty.seq]).await?);
+    if since.map(|row| row.boolean(0)).transpose()?.flatten() == Some(true) {
+        return Ok(false);
+    }
+    let seen = first(
+        tx.query(sql::MARKS_UP_TO, args![service, env, dirty.seq])
+            .await?,
+    );
+    if seen.map(|row| row.required_int(0)).transpose()? != Some(dirty.marks) {
+        return Ok(false); // a write it did not see committed with an older seq
+    }
+    let claimed = tx
+        .execute(sql::CLAIM_STREAM, args![service, env, dirty.seq])
+        .await?;
+    Ok(claimed > 0)
+}
+
+/// Fails the deployments new failures were blamed on (unless the facts say so already), if
+/// the marks that named the failures are still the stream's: 1 if stored. Blaming a failure
+/// changes no other fact: its deployment fails, whatever else blamed it.
+async fn blame(tx: &impl Tx, dirty: &DirtyStream, failed: &[String]) -> StoreResult<u64> {
+    if !claim(tx, dirty, true).await? {
+        return Ok(0);
+    }
+    for id in failed {
+        let Some(fact) = first(tx.query(sql::FACT_FAILED, args![id]).await?) else {
+            continue; // deleted since: its stream's mark re-derives it
+        };
+        if fact.boolean(0)? != Some(true) {
+            tx.execute(sql::SET_FACT_FAILED, args![id]).await?;
+            let day = rollup::day_number(fact.required_int(1)?);
+            tx.execute(tallies::MARK_DAY, args![day]).await?;
+        }
+    }
+    Ok(1)
 }
 
 /// Replaces a stream's facts if no write has staled it since `dirty` was read (with a head: no
@@ -819,26 +878,7 @@ async fn replace_facts(
     head: Option<&StreamHead>,
 ) -> StoreResult<u64> {
     let (service, env) = (&dirty.stream.service, dirty.stream.env_text());
-    let overtaken = match head {
-        Some(_) => sql::MARKED_PAST_SINCE,
-        None => sql::MARKED_SINCE,
-    };
-    let since = first(tx.query(overtaken, args![service, env, dirty.seq]).await?);
-    if since.map(|row| row.boolean(0)).transpose()?.flatten() == Some(true) {
-        return Ok(0);
-    }
-    let seen = first(
-        tx.query(sql::MARKS_UP_TO, args![service, env, dirty.seq])
-            .await?,
-    );
-    if seen.map(|row| row.required_int(0)).transpose()? != Some(dirty.marks) {
-        return Ok(0); // a write it did not see committed with an older seq
-    }
-    if tx
-        .execute(sql::CLAIM_STREAM, args![service, env, dirty.seq])
-        .await?
-        == 0
-    {
+    if !claim(tx, dirty, head.is_some()).await? {
         return Ok(0);
     }
     let stored = tx

@@ -2,11 +2,13 @@
 //! transaction, a re-derivation is stored only if nothing staled the stream meanwhile, and the
 //! metrics read what was stored — never an answer older than the writes before the read.
 
+use dora_core::derive::DEFAULT_FAILURE_WINDOW;
 use dora_core::metrics::DeploymentFact;
 use dora_core::model::{Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, Git};
 use dora_core::query::Query;
 use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
+use dora_engine::derivation::{self, Refresher};
 use dora_store::{DirtyStream, FactQuery, Store, StreamKey, TallyQuery};
 use serde_json::{json, Value};
 
@@ -690,7 +692,95 @@ async fn status_counts_what_is_still_to_derive() {
     assert_eq!(anonymous.status(), 401);
 }
 
+/// Which of a stream's deployments the stored facts say failed.
+async fn failed_ids(store: &dyn Store, stream: &StreamKey) -> Vec<String> {
+    let facts = store.stream_facts(stream).await.unwrap();
+    facts
+        .into_iter()
+        .filter(|f| f.failed)
+        .map(|f| f.id)
+        .collect()
+}
+
+async fn a_new_failure_is_blamed_by_look_ups() {
+    let (store, _data) = spawn_store().await;
+    let store = store.as_ref();
+    let refresher = Refresher::default();
+    let refresh = || derivation::refresh(store, DEFAULT_FAILURE_WINDOW, &refresher);
+    let shop = stream("shop", Some("prod"));
+    let at = |hours: i64, id: &str, version: &str| Deployment {
+        version: Some(version.into()),
+        finished_at: (JAN1 + hours * HOUR) * SECOND,
+        ..deployment(id, "shop", Some("prod"), Some("backend"))
+    };
+    for d in [at(0, "d1", "v1"), at(2, "d2", "v2"), at(4, "d3", "v3")] {
+        store.put_deployment(d).await.unwrap();
+    }
+    refresh().await.unwrap();
+    let derived = refresher.derivations();
+    assert!(failed_ids(store, &shop).await.is_empty());
+
+    // An hour after d1 (in its window): blamed on d1, with no derivation.
+    store
+        .put_failure(failure("f1", &["shop"], None, Some("prod")))
+        .await
+        .unwrap();
+    let marks = store.dirty_streams().await.unwrap();
+    assert!(
+        marks.iter().all(|m| m.only_failures && !m.history),
+        "{marks:?}"
+    );
+    assert_eq!(store.marked_failures(&marks[0]).await.unwrap(), ["f1"]);
+    refresh().await.unwrap();
+    assert_eq!(refresher.blamed(), 1);
+    assert_eq!(failed_ids(store, &shop).await, ["d1"]);
+    // Naming v3 but starting before it: the earliest deployment of v3 after it.
+    let names_v3 = Failure {
+        version: Some("v3".into()),
+        ..failure("f2", &["shop"], None, Some("prod"))
+    };
+    store.put_failure(names_v3).await.unwrap();
+    // Before d1: no deployment in its window, so nothing fails.
+    let before = Failure {
+        started_at: JAN1 * SECOND - HOUR * SECOND,
+        ..failure("f3", &["shop"], None, Some("prod"))
+    };
+    store.put_failure(before).await.unwrap();
+    refresh().await.unwrap();
+    assert_eq!(refresher.blamed(), 2);
+    assert_eq!(failed_ids(store, &shop).await, ["d1", "d3"]);
+    assert_eq!(refresher.derivations(), derived, "no stream was derived");
+
+    // A replacement may move the failure away from where it was blamed: that stream is
+    // derived again.
+    let moved = Failure {
+        started_at: (JAN1 + 3 * HOUR) * SECOND,
+        ..failure("f1", &["shop"], None, Some("prod"))
+    };
+    store.put_failure(moved).await.unwrap();
+    assert!(!store.dirty_streams().await.unwrap()[0].only_failures);
+    refresh().await.unwrap();
+    assert_eq!(failed_ids(store, &shop).await, ["d2", "d3"]);
+    assert_ne!(refresher.derivations(), derived);
+
+    // Blames read before a write that changed the stream's past are not stored.
+    store
+        .put_failure(failure("f4", &["shop"], None, Some("prod")))
+        .await
+        .unwrap();
+    let read = store.dirty_streams().await.unwrap().remove(0);
+    store.delete_deployment("d1").await.unwrap();
+    assert!(!store
+        .store_blames(read, vec!["d1".to_string()])
+        .await
+        .unwrap());
+    refresh().await.unwrap();
+    assert_eq!(failed_ids(store, &shop).await, ["d2", "d3"]);
+    assert!(store.dirty_streams().await.unwrap().is_empty());
+}
+
 conformance!(
+    a_new_failure_is_blamed_by_look_ups,
     every_write_stales_the_streams_it_can_change,
     a_re_derivation_overtaken_by_a_write_is_not_stored,
     stored_facts_are_read_by_range_tier_project_group_and_query,

@@ -70,6 +70,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lean_deployment_attributes",
         include_str!("../../migrations/postgres/0012_lean_deployment_attributes.sql"),
     ),
+    (
+        13,
+        "failure_marks",
+        include_str!("../../migrations/postgres/0013_failure_marks.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

@@ -191,6 +191,11 @@ impl Tx for PgTx<'_> {
                     .await
                     .map(drop);
             }
+            // The two-key form: a key space of its own.
+            Lock::Failure(id) => {
+                let sql = "SELECT pg_advisory_xact_lock(1, hashtext(?1))";
+                return self.execute(sql, &[Param::Text(id)]).await.map(drop);
+            }
         };
         self.execute("SELECT pg_advisory_xact_lock(?1)", &[Param::Int(key)])
             .await
@@ -643,6 +648,36 @@ impl Store for PostgresStore {
             .query(sql::STREAM_MARKS, &[&stream.service, &stream.env_text()])
             .await?;
         rows.first().map(crate::rows::dirty_stream).transpose()
+    }
+
+    async fn marked_failures(&self, dirty: &DirtyStream) -> StoreResult<Vec<String>> {
+        let (service, env) = (&dirty.stream.service, dirty.stream.env_text());
+        let rows = self
+            .query(sql::MARKED_FAILURES, &[service, &env, &dirty.seq])
+            .await?;
+        rows.iter().map(|row| row.required_text(0)).collect()
+    }
+
+    async fn blame_candidates(
+        &self,
+        stream: &StreamKey,
+        sha: Option<&str>,
+        version: Option<&str>,
+        by: Nanos,
+    ) -> StoreResult<Vec<StoredDeployment>> {
+        let (service, env) = (&stream.service, stream.env_text());
+        let mut rows = Vec::new();
+        for (column, value) in [("commit_sha", sha), ("version", version)] {
+            if let Some(value) = value {
+                let sql = sql::stream_deployments_where(column);
+                rows.extend(self.query(&sql, &[service, &env, &value]).await?);
+            }
+        }
+        rows.extend(
+            self.query(&sql::stream_latest_by(), &[service, &env, &by])
+                .await?,
+        );
+        rows.iter().map(crate::rows::deployment).collect()
     }
 
     async fn stream_facts(&self, stream: &StreamKey) -> StoreResult<Vec<DeploymentFact>> {

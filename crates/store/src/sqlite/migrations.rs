@@ -74,6 +74,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "commits_in_ordinal_order",
         include_str!("../../migrations/sqlite/0013_commits_in_ordinal_order.sql"),
     ),
+    (
+        14,
+        "failure_marks",
+        include_str!("../../migrations/sqlite/0014_failure_marks.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.

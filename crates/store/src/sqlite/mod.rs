@@ -469,6 +469,54 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn marked_failures(&self, dirty: &DirtyStream) -> StoreResult<Vec<String>> {
+        let (service, env) = (
+            dirty.stream.service.clone(),
+            dirty.stream.env_text().to_string(),
+        );
+        let seq = dirty.seq;
+        self.read(move |conn| {
+            query_all(
+                conn,
+                sql::MARKED_FAILURES,
+                rusqlite::params![service, env, seq],
+                |row| row.required_text(0),
+            )
+        })
+        .await
+    }
+
+    async fn blame_candidates(
+        &self,
+        stream: &StreamKey,
+        sha: Option<&str>,
+        version: Option<&str>,
+        by: Nanos,
+    ) -> StoreResult<Vec<StoredDeployment>> {
+        let (service, env) = (stream.service.clone(), stream.env_text().to_string());
+        let named = [("commit_sha", sha), ("version", version)]
+            .into_iter()
+            .filter_map(|(column, value)| Some((column, value?.to_string())))
+            .collect::<Vec<_>>();
+        self.read(move |conn| {
+            let map = |row: &rusqlite::Row<'_>| crate::rows::deployment(row);
+            let mut found = Vec::new();
+            for (column, value) in named {
+                let sql = sql::stream_deployments_where(column);
+                found.extend(query_all(conn, &sql, [&service, &env, &value], map)?);
+            }
+            let latest = sql::stream_latest_by();
+            found.extend(query_all(
+                conn,
+                &latest,
+                rusqlite::params![service, env, by],
+                map,
+            )?);
+            Ok(found)
+        })
+        .await
+    }
+
     async fn stream_facts(&self, stream: &StreamKey) -> StoreResult<Vec<DeploymentFact>> {
         let (service, env) = (stream.service.clone(), stream.env_text().to_string());
         self.read(move |conn| {
