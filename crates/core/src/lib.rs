@@ -12,3 +12,4 @@ pub mod repo;
 pub mod rollup;
 pub mod tier;
 pub mod time;
+pub mod webhook;

@@ -168,6 +168,18 @@ pub const MAX_TEXT_LEN: usize = 1024;
 pub struct RuleError(pub String);
 
 /// Event ids: 16–128 characters of `[A-Za-z0-9._:-]`.
+/// Free text from elsewhere (a commit's author or subject) as it is kept: trimmed, cut to
+/// [`MAX_TEXT_LEN`] bytes at a character boundary; `None` when nothing is left.
+pub fn clipped_text(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    let mut end = trimmed.len().min(MAX_TEXT_LEN);
+    while !trimmed.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = trimmed[..end].trim_end();
+    (!cut.is_empty() && cut != "<>").then(|| cut.to_string())
+}
+
 pub fn check_event_id(id: &str) -> Result<(), RuleError> {
     let len = id.chars().count();
     if !(16..=128).contains(&len) {
@@ -282,6 +294,17 @@ fn push_tags(attrs: &mut Vec<(String, String)>, tags: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn texts_are_trimmed_and_capped() {
+        assert_eq!(clipped_text("  fix: it  "), Some("fix: it".to_string()));
+        assert_eq!(clipped_text("   "), None);
+        assert_eq!(clipped_text(" <>"), None);
+        let long = "é".repeat(MAX_TEXT_LEN);
+        let cut = clipped_text(&long).unwrap();
+        assert!(cut.len() <= MAX_TEXT_LEN && cut.len() >= MAX_TEXT_LEN - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
 
     #[test]
     fn ids() {

@@ -6,7 +6,9 @@
 mod import;
 mod remote;
 mod report;
+mod table;
 mod token;
+mod webhook;
 
 use std::sync::Arc;
 
@@ -36,6 +38,9 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Webhooks in: the hooks providers deliver to, their deliveries, and aliases.
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// Create the database if needed and bring its schema up to date, then exit.
     Migrate(DatabaseArg),
     /// Import commits: `import git PATH` reads a local repository's history.
@@ -203,6 +208,7 @@ async fn execute(cli: Cli) -> Result<()> {
         Command::Import(command) => import::run(command).await,
         Command::Report(args) => report::run(*args).await,
         Command::Token(command) => token::run(command).await,
+        Command::Webhook(command) => webhook::run(command).await,
         Command::Backup { db, file } => backup(&db.database, file).await,
     }
 }

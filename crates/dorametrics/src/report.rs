@@ -266,35 +266,6 @@ fn figure(value: Option<f64>) -> String {
     cell(value.and_then(serde_json::Number::from_f64))
 }
 
-/// Rows of cells, left-aligned to the widest cell of each column.
-fn aligned(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|cell| cell.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c + 1 < row.len() {
-                let pad = widths[c] - cell.chars().count();
-                let _ = write!(line, "{cell}{}  ", " ".repeat(pad));
-            } else {
-                line.push_str(cell);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 fn table(report: &Report) -> String {
     let selection = &report.selection;
     let totals = &report.totals;
@@ -385,7 +356,7 @@ fn table(report: &Report) -> String {
         ],
         vec!["Overall".into(), String::new(), overall(levels)],
     ];
-    out.push_str(&aligned(&rows));
+    out.push_str(&crate::table::aligned(&rows));
 
     if report.series.len() > 1 {
         let _ = writeln!(out, "\n{} series", capitalised(selection.interval.as_str()));
@@ -412,7 +383,7 @@ fn table(report: &Report) -> String {
                 median(&keys.time_to_restore_seconds),
             ]);
         }
-        out.push_str(&aligned(&rows));
+        out.push_str(&crate::table::aligned(&rows));
     }
 
     if let Some(breakdown) = &report.breakdown {
@@ -442,7 +413,7 @@ fn table(report: &Report) -> String {
                 overall(&group.levels),
             ]);
         }
-        out.push_str(&aligned(&rows));
+        out.push_str(&crate::table::aligned(&rows));
     }
     out
 }

@@ -164,42 +164,22 @@ fn table(views: &[TokenView]) -> String {
         "EXPIRES",
         "STATUS",
     ];
-    let rows: Vec<[String; 8]> = views
-        .iter()
-        .map(|v| {
-            [
-                v.id.clone(),
-                v.name.clone(),
-                v.scopes.join(","),
-                if v.restrictions.is_empty() {
-                    "-".into()
-                } else {
-                    v.restrictions.join(",")
-                },
-                v.created_at.clone(),
-                or_dash(&v.last_used_at),
-                or_dash(&v.expires_at),
-                v.status.clone(),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        format!("{}\n", padded.join("  ").trim_end())
-    };
-    let mut out = line(header.to_vec());
-    for row in &rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
+    let mut rows = vec![header.map(String::from).to_vec()];
+    rows.extend(views.iter().map(|v| {
+        vec![
+            v.id.clone(),
+            v.name.clone(),
+            v.scopes.join(","),
+            if v.restrictions.is_empty() {
+                "-".into()
+            } else {
+                v.restrictions.join(",")
+            },
+            v.created_at.clone(),
+            or_dash(&v.last_used_at),
+            or_dash(&v.expires_at),
+            v.status.clone(),
+        ]
+    }));
+    crate::table::aligned(&rows)
 }

@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use dora_core::model::{Commit, MAX_TEXT_LEN};
+use dora_core::model::{clipped_text, Commit};
 use dora_core::repo::{parse_repository, RepositoryError};
 use dora_core::time::Nanos;
 use gix::bstr::ByteSlice;
@@ -348,12 +348,12 @@ impl Repository {
                     parents: decoded.parents().map(|p| p.to_string()).collect(),
                     authored_at: seconds_to_nanos(author.time().map_or(0, |t| t.seconds)),
                     committed_at: seconds_to_nanos(committer.time().map_or(0, |t| t.seconds)),
-                    author: text(&format!(
+                    author: clipped_text(&format!(
                         "{} <{}>",
                         author.name.to_str_lossy(),
                         author.email.to_str_lossy()
                     )),
-                    subject: text(&decoded.message().summary().to_str_lossy()),
+                    subject: clipped_text(&decoded.message().summary().to_str_lossy()),
                     merge_request: None,
                 })
             })
@@ -363,18 +363,6 @@ impl Repository {
 
 fn seconds_to_nanos(seconds: i64) -> Nanos {
     seconds.saturating_mul(1_000_000_000)
-}
-
-/// Trimmed, at most [`MAX_TEXT_LEN`] bytes (cut at a character boundary) so every imported
-/// commit also passes the HTTP intake; `None` when empty.
-fn text(raw: &str) -> Option<String> {
-    let trimmed = raw.trim();
-    let mut end = trimmed.len().min(MAX_TEXT_LEN);
-    while !trimmed.is_char_boundary(end) {
-        end -= 1;
-    }
-    let cut = trimmed[..end].trim_end();
-    (!cut.is_empty() && cut != "<>").then(|| cut.to_string())
 }
 
 /// The new commits in an order where each comes after its new parents; among those ready at

@@ -369,14 +369,3 @@ fn a_subdirectory_opens_its_repository_and_a_plain_directory_does_not() {
         Err(GitError::Open { .. })
     ));
 }
-
-#[test]
-fn texts_are_trimmed_and_capped() {
-    assert_eq!(text("  fix: it  "), Some("fix: it".to_string()));
-    assert_eq!(text("   "), None);
-    assert_eq!(text(" <>"), None);
-    let long = "é".repeat(MAX_TEXT_LEN);
-    let cut = text(&long).unwrap();
-    assert!(cut.len() <= MAX_TEXT_LEN && cut.len() >= MAX_TEXT_LEN - 1);
-    assert!(cut.chars().all(|c| c == 'é'));
-}

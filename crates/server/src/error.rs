@@ -39,6 +39,9 @@ pub enum ApiError {
     BadParameter { parameter: String, detail: String },
     #[error("unauthorized")]
     Unauthorized,
+    /// A webhook delivery that did not verify: why.
+    #[error("webhook delivery refused: {0}")]
+    WebhookRefused(String),
     #[error("forbidden")]
     Forbidden,
     #[error("{0}")]
@@ -160,6 +163,7 @@ impl IntoResponse for ApiError {
             )
                 .into_response(),
             ApiError::Unauthorized => plain(StatusCode::UNAUTHORIZED, "Unauthorized"),
+            ApiError::WebhookRefused(why) => plain(StatusCode::UNAUTHORIZED, &why),
             ApiError::Forbidden => plain(StatusCode::FORBIDDEN, "Forbidden"),
             ApiError::NotFound(what) => plain(StatusCode::NOT_FOUND, &what),
             ApiError::BodyTimeout(deadline) => plain(

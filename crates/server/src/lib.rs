@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod telemetry;
 pub mod tls;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -84,6 +85,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     .merge(datadog::routes())
     .merge(native::routes())
     .merge(gitlab::routes())
+    .merge(webhooks::routes())
     .split_for_parts();
     api.info.version = env!("CARGO_PKG_VERSION").to_string();
     (router, api)

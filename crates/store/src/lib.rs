@@ -18,13 +18,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dora_core::metrics::DeploymentFact;
 use dora_core::model::{
-    Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, Scope,
-    StoredDeployment,
+    Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure, ListQuery, MergeRequest,
+    Scope, StoredDeployment,
 };
 use dora_core::query::Query;
 use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
+use dora_core::webhook::{Alias, Delivery, Hook, Provider};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -384,6 +385,13 @@ pub struct DirtyStream {
     pub only_failures: bool,
 }
 
+/// A kept delivery, with its place in the record (what the list pages by).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptDelivery {
+    pub seq: i64,
+    pub delivery: Delivery,
+}
+
 /// What a stream's change sets were derived up to: the last deployment then, the repository
 /// its change sets walk, and every commit its deployments shipped (their ordinals in the
 /// repository, a serialized roaring bitmap). A deployment appended after it ships what its walk
@@ -484,6 +492,26 @@ pub trait Store: Send + Sync + 'static {
     async fn put_commits(&self, commits: Vec<Commit>) -> StoreResult<u64> {
         self.write(WriteOp::PutCommits(commits)).await
     }
+    /// Inserts the commits a push listed, their parents implied by its order (marked so; the
+    /// true ones replace them when [`Store::put_commits`] brings them); as `put_commits`.
+    async fn put_pushed_commits(&self, commits: Vec<Commit>) -> StoreResult<u64> {
+        self.write(WriteOp::PutPushedCommits(commits)).await
+    }
+    /// The facts of a merged merge request, for its merge commit, which may not be stored yet
+    /// (then they wait for it).
+    async fn put_merge_request(
+        &self,
+        repository_id: &str,
+        sha: &str,
+        merge_request: MergeRequest,
+    ) -> StoreResult<()> {
+        let op = WriteOp::PutMergeRequest {
+            repository_id: repository_id.to_string(),
+            sha: sha.to_string(),
+            merge_request,
+        };
+        self.write(op).await.map(drop)
+    }
     /// Which of these shas the repository already has.
     async fn known_commits(&self, repository_id: &str, shas: &[String])
         -> StoreResult<Vec<String>>;
@@ -549,6 +577,54 @@ pub trait Store: Send + Sync + 'static {
         self.write(op).await.map(drop)
     }
     async fn count_tokens(&self) -> StoreResult<u64>;
+
+    // Webhooks in.
+
+    /// Stores a new hook; `false` when its name is taken.
+    async fn create_hook(&self, hook: Hook) -> StoreResult<bool> {
+        Ok(self.write(WriteOp::PutHook(hook)).await? > 0)
+    }
+    /// `false` when there is no such hook.
+    async fn delete_hook(&self, name: &str) -> StoreResult<bool> {
+        Ok(self.write(WriteOp::DeleteHook(name.to_string())).await? > 0)
+    }
+    /// Every hook, by name; or only those of one provider.
+    async fn hooks(&self, provider: Option<Provider>) -> StoreResult<Vec<Hook>>;
+    /// Keeps a delivery; `false` when one with its id was kept already (a replay).
+    async fn record_delivery(&self, delivery: Delivery) -> StoreResult<bool> {
+        Ok(self.write(WriteOp::RecordDelivery(delivery)).await? > 0)
+    }
+    /// Whether a delivery with this id was kept (and not refused).
+    async fn delivery_seen(&self, provider: Provider, delivery_id: &str) -> StoreResult<bool>;
+    /// The newest `limit` deliveries kept before `before` (a [`KeptDelivery::seq`]), newest
+    /// first.
+    async fn deliveries(&self, before: Option<i64>, limit: u32) -> StoreResult<Vec<KeptDelivery>>;
+    /// Sets (or replaces) what a provider's name stands for.
+    async fn put_alias(&self, alias: Alias) -> StoreResult<()> {
+        self.write(WriteOp::PutAlias(alias)).await.map(drop)
+    }
+    /// `false` when there is no such alias.
+    async fn delete_alias(&self, provider: Provider, name: &str) -> StoreResult<bool> {
+        let op = WriteOp::DeleteAlias(provider, name.to_string());
+        Ok(self.write(op).await? > 0)
+    }
+    /// Every alias, by provider and name.
+    async fn aliases(&self) -> StoreResult<Vec<Alias>>;
+    /// Records that a provider's object reached the state of `as_of`; `false` when a newer
+    /// state was recorded (a late delivery of an older one is then not applied).
+    async fn advance_object(
+        &self,
+        provider: Provider,
+        object_id: &str,
+        as_of: Nanos,
+    ) -> StoreResult<bool> {
+        let op = WriteOp::AdvanceObject {
+            provider,
+            object_id: object_id.to_string(),
+            as_of,
+        };
+        Ok(self.write(op).await? > 0)
+    }
 
     // Derived facts, kept per stream. Every write above marks the streams it can change as
     // dirty in its own transaction; the engine (`dora_engine::derivation::refresh`) recomputes them.

@@ -7,6 +7,7 @@ use dora_core::model::{
 
 use dora_core::metrics::DeploymentFact;
 use dora_core::tier::Tier;
+use dora_core::webhook::{Alias, Delivery, Hook, Outcome, Provider};
 
 use crate::{
     NumberedCommit, Restriction, StoreError, StoreResult, StreamHead, StreamKey, TokenRecord,
@@ -254,6 +255,50 @@ pub fn stream_head(row: &impl Columns) -> StoreResult<StreamHead> {
         last_finished_at: row.required_int(1)?,
         repository_id: row.text(2)?,
         shipped: row.bytes(3)?.unwrap_or_default(),
+    })
+}
+
+/// Reads the columns of [`crate::sql::list_hooks`].
+pub fn hook(row: &impl Columns) -> StoreResult<Hook> {
+    Ok(Hook {
+        name: row.required_text(0)?,
+        provider: provider(&row.required_text(1)?)?,
+        secret: row.required_text(2)?,
+        deploy_workflow: row.text(3)?,
+        deploy_env: row.text(4)?,
+        incident_label: row.text(5)?,
+        created_at: row.required_int(6)?,
+    })
+}
+
+fn provider(text: &str) -> StoreResult<Provider> {
+    Provider::parse(text).ok_or_else(|| StoreError::Database(format!("bad provider {text:?}")))
+}
+
+/// Reads the columns of [`crate::sql::deliveries_before`].
+pub fn delivery(row: &impl Columns) -> StoreResult<crate::KeptDelivery> {
+    let outcome = row.required_text(6)?;
+    Ok(crate::KeptDelivery {
+        seq: row.required_int(0)?,
+        delivery: Delivery {
+            provider: provider(&row.required_text(1)?)?,
+            delivery_id: row.text(2)?,
+            hook: row.text(3)?,
+            event: row.required_text(4)?,
+            received_at: row.required_int(5)?,
+            outcome: Outcome::parse(&outcome)
+                .ok_or_else(|| StoreError::Database(format!("bad outcome {outcome:?}")))?,
+            detail: row.required_text(7)?,
+        },
+    })
+}
+
+/// Reads the columns of [`crate::sql::LIST_ALIASES`].
+pub fn alias(row: &impl Columns) -> StoreResult<Alias> {
+    Ok(Alias {
+        provider: provider(&row.required_text(0)?)?,
+        name: row.required_text(1)?,
+        service: row.required_text(2)?,
     })
 }
 

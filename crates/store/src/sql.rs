@@ -200,13 +200,14 @@ pub const SET_CHANGE_FAILURE: &str = "UPDATE deployments SET change_failure = ?1
 pub const SET_REMEDIATION: &str = "UPDATE deployments SET remediation_type = ?1, \
     remediation_id = ?2, remediation_version = ?3 WHERE pk = ?4";
 
-/// How many [`COMMIT_COLUMNS`] there are: the values of one row of [`insert_commits`].
-pub const COMMIT_COLUMN_COUNT: usize = 11;
+/// The values of one row of [`insert_commits`]: its [`COMMIT_COLUMNS`], then whether its
+/// parents were implied.
+pub const COMMIT_COLUMN_COUNT: usize = 12;
 
-/// `rows` commits, none of them stored, each its [`COMMIT_COLUMNS`].
+/// `rows` commits, none of them stored, each its [`COMMIT_COLUMNS`] and `parents_inferred`.
 pub fn insert_commits(rows: usize) -> String {
     format!(
-        "INSERT INTO commits ({COMMIT_COLUMNS}) VALUES {} \
+        "INSERT INTO commits ({COMMIT_COLUMNS}, parents_inferred) VALUES {} \
          ON CONFLICT (repository_id, sha) DO NOTHING",
         values(rows, COMMIT_COLUMN_COUNT)
     )
@@ -681,6 +682,63 @@ pub fn for_postgres(sql: &str) -> String {
     out
 }
 
+/// The columns [`crate::rows::hook`] reads.
+const HOOK_COLUMNS: &str =
+    "name, provider, secret, deploy_workflow, deploy_env, incident_label, created_at";
+pub fn list_hooks() -> String {
+    format!("SELECT {HOOK_COLUMNS} FROM webhooks ORDER BY name")
+}
+pub fn hooks_of_provider() -> String {
+    format!("SELECT {HOOK_COLUMNS} FROM webhooks WHERE provider = ?1 ORDER BY name")
+}
+/// A new hook; none when the name is taken.
+pub const INSERT_HOOK: &str = "INSERT INTO webhooks (name, provider, secret, deploy_workflow, \
+    deploy_env, incident_label, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+    ON CONFLICT (name) DO NOTHING";
+pub const DELETE_HOOK: &str = "DELETE FROM webhooks WHERE name = ?1";
+
+/// The columns [`crate::rows::delivery`] reads.
+const DELIVERY_COLUMNS: &str =
+    "seq, provider, delivery_id, hook, event, received_at, outcome, detail";
+/// A delivery; none when one with its id was kept already (a replay).
+pub const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries (provider, delivery_id, hook, \
+    event, received_at, outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+    ON CONFLICT (provider, delivery_id) WHERE delivery_id IS NOT NULL AND outcome <> 'refused' \
+    DO NOTHING";
+pub const DELIVERY_SEEN: &str = "SELECT EXISTS (SELECT 1 FROM webhook_deliveries \
+    WHERE provider = ?1 AND delivery_id = ?2 AND outcome <> 'refused')";
+/// The newest `?2` deliveries before `?1` (a `seq`), newest first.
+pub fn deliveries_before() -> String {
+    format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE seq < ?1 \
+         ORDER BY seq DESC LIMIT ?2"
+    )
+}
+
+/// Moves an object's newest applied state to `?3` unless a newer one was applied: 1 if moved
+/// (or equal: a retried delivery applies again).
+pub const ADVANCE_OBJECT: &str = "INSERT INTO webhook_objects (provider, object_id, as_of) \
+    VALUES (?1, ?2, ?3) ON CONFLICT (provider, object_id) DO UPDATE SET as_of = excluded.as_of \
+    WHERE webhook_objects.as_of <= excluded.as_of";
+pub const LIST_ALIASES: &str =
+    "SELECT provider, name, service FROM webhook_aliases ORDER BY provider, name";
+pub const PUT_ALIAS: &str = "INSERT INTO webhook_aliases (provider, name, service) \
+    VALUES (?1, ?2, ?3) ON CONFLICT (provider, name) DO UPDATE SET service = excluded.service";
+pub const DELETE_ALIAS: &str = "DELETE FROM webhook_aliases WHERE provider = ?1 AND name = ?2";
+
+/// Merge-request facts of a commit not stored yet.
+pub const PUT_PENDING_MERGE_REQUEST: &str = "INSERT INTO pending_merge_requests \
+        (repository_id, sha, mr_number, mr_created_at, mr_merged_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+    ON CONFLICT (repository_id, sha) DO UPDATE SET mr_number = excluded.mr_number, \
+        mr_created_at = excluded.mr_created_at, mr_merged_at = excluded.mr_merged_at";
+pub const HAS_PENDING_MERGE_REQUESTS: &str =
+    "SELECT EXISTS (SELECT 1 FROM pending_merge_requests WHERE repository_id = ?1)";
+pub const PENDING_MERGE_REQUEST: &str = "DELETE FROM pending_merge_requests \
+    WHERE repository_id = ?1 AND sha = ?2 RETURNING mr_number, mr_created_at, mr_merged_at";
+/// The true parents of a commit whose parents a push implied.
+pub const SET_TRUE_PARENTS: &str = "UPDATE commits SET parents = ?3, parents_inferred = FALSE \
+    WHERE repository_id = ?1 AND sha = ?2 AND parents_inferred";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,9 +855,9 @@ mod tests {
             "INSERT INTO commit_holes (repository_id, sha) VALUES (?1, ?2), (?3, ?4) \
              ON CONFLICT DO NOTHING"
         );
-        assert_eq!(COMMIT_COLUMNS.split(',').count(), COMMIT_COLUMN_COUNT);
+        assert_eq!(COMMIT_COLUMNS.split(',').count() + 1, COMMIT_COLUMN_COUNT);
         assert!(insert_commits(2).ends_with(
-            "(?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) \
+            "(?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24) \
              ON CONFLICT (repository_id, sha) DO NOTHING"
         ));
     }

@@ -14,10 +14,13 @@ use dora_core::derive::{FailureScope, Named};
 use dora_core::metrics::DeploymentFact;
 use dora_core::model::{
     failure_attributes, Commit, Deployment, DeploymentPatch, DeploymentSelector, Failure,
+    MergeRequest,
 };
 use dora_core::query::numeric_value;
 use dora_core::rollup;
 use dora_core::tier::Tier;
+use dora_core::time::Nanos;
+use dora_core::webhook::{Alias, Delivery, Hook, Provider};
 use tokio::sync::oneshot;
 
 use crate::rows::{encode_nanos, json_list_text, to_json_list, Columns};
@@ -52,6 +55,27 @@ pub enum WriteOp {
         at: i64,
     },
     PutCommits(Vec<Commit>),
+    /// Commits a push listed, their parents implied by the order it lists them in.
+    PutPushedCommits(Vec<Commit>),
+    /// A merged merge request's facts, for its merge commit (`repository_id`, `sha`), stored or
+    /// not yet.
+    PutMergeRequest {
+        repository_id: String,
+        sha: String,
+        merge_request: MergeRequest,
+    },
+    PutHook(Hook),
+    DeleteHook(String),
+    /// 0 when a delivery with its id was kept already.
+    RecordDelivery(Delivery),
+    PutAlias(Alias),
+    DeleteAlias(Provider, String),
+    /// 0 when a newer state of the object was applied already.
+    AdvanceObject {
+        provider: Provider,
+        object_id: String,
+        as_of: Nanos,
+    },
     SetEnvTier(String, Option<Tier>),
     MarkDirty(Vec<StreamKey>),
     ReplaceFacts(DirtyStream, Vec<DeploymentFact>, Option<StreamHead>),
@@ -179,7 +203,10 @@ pub async fn commit(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<Vec<StoreRe
 /// batches committing at once (PostgreSQL) never wait for each other's in a cycle.
 async fn lock_repositories(tx: &impl Tx, batch: &[&WriteOp]) -> StoreResult<()> {
     let repositories = sql::sorted_unique(batch.iter().flat_map(|op| match op {
-        WriteOp::PutCommits(commits) => sql::distinct_repositories(commits),
+        WriteOp::PutCommits(commits) | WriteOp::PutPushedCommits(commits) => {
+            sql::distinct_repositories(commits)
+        }
+        WriteOp::PutMergeRequest { repository_id, .. } => vec![repository_id.as_str()],
         _ => Vec::new(),
     }));
     for repository in repositories {
@@ -274,7 +301,68 @@ async fn apply(tx: &impl Tx, op: &WriteOp) -> StoreResult<u64> {
             Ok(deployments.len() as u64)
         }
         WriteOp::PutFailure(f) => put_failure(tx, f).await.map(|()| 1),
-        WriteOp::PutCommits(commits) => put_commits(tx, commits).await,
+        WriteOp::PutCommits(commits) => put_commits(tx, commits, false).await,
+        WriteOp::PutPushedCommits(commits) => put_commits(tx, commits, true).await,
+        WriteOp::PutMergeRequest {
+            repository_id,
+            sha,
+            merge_request: mr,
+        } => {
+            let key = args![repository_id, sha];
+            let stored = !tx.query(sql::COMMIT_EXISTS, key).await?.is_empty();
+            let set = args![repository_id, sha, mr.number, mr.created_at, mr.merged_at];
+            if !stored {
+                return tx.execute(sql::PUT_PENDING_MERGE_REQUEST, set).await;
+            }
+            let changed = tx.execute(sql::SET_COMMIT_MERGE_REQUEST, set).await?;
+            if changed > 0 {
+                tx.execute(&sql::mark_streams_of_repository(), args![repository_id])
+                    .await?;
+            }
+            Ok(1)
+        }
+        WriteOp::PutHook(hook) => {
+            let h = hook;
+            let values = args![
+                &h.name,
+                h.provider.as_str(),
+                &h.secret,
+                h.deploy_workflow.as_ref(),
+                h.deploy_env.as_ref(),
+                h.incident_label.as_ref(),
+                h.created_at
+            ];
+            tx.execute(sql::INSERT_HOOK, values).await
+        }
+        WriteOp::DeleteHook(name) => tx.execute(sql::DELETE_HOOK, args![name]).await,
+        WriteOp::RecordDelivery(d) => {
+            let values = args![
+                d.provider.as_str(),
+                d.delivery_id.as_ref(),
+                d.hook.as_ref(),
+                &d.event,
+                d.received_at,
+                d.outcome.as_str(),
+                &d.detail
+            ];
+            tx.execute(sql::INSERT_DELIVERY, values).await
+        }
+        WriteOp::AdvanceObject {
+            provider,
+            object_id,
+            as_of,
+        } => {
+            let values = args![provider.as_str(), object_id, *as_of];
+            tx.execute(sql::ADVANCE_OBJECT, values).await
+        }
+        WriteOp::PutAlias(a) => {
+            let values = args![a.provider.as_str(), &a.name, &a.service];
+            tx.execute(sql::PUT_ALIAS, values).await
+        }
+        WriteOp::DeleteAlias(provider, name) => {
+            tx.execute(sql::DELETE_ALIAS, args![provider.as_str(), name])
+                .await
+        }
         WriteOp::SetEnvTier(env, tier) => {
             let changed = match tier {
                 Some(tier) => {
@@ -361,7 +449,10 @@ fn first<T>(found: Vec<T>) -> Option<T> {
 /// brings a changed merge request: then every stream of its repository is derived again.
 /// The batch holds the locks of its repositories already ([`lock_repositories`]), so what it
 /// finds stored stays so; it reads and writes many rows a statement.
-async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
+///
+/// `inferred`: the commits' parents were implied (a push lists commits oldest first, without
+/// parents); the true ones replace them when they arrive.
+async fn put_commits(tx: &impl Tx, commits: &[Commit], inferred: bool) -> StoreResult<u64> {
     let repositories = sql::distinct_repositories(commits);
     let mut next_ordinal: HashMap<&str, i64> = HashMap::new();
     for repository in &repositories {
@@ -394,8 +485,44 @@ async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
         new.push((c, *ordinal));
         *ordinal += 1;
     }
-    insert_commits(tx, &new).await?;
+    insert_commits(tx, &new, inferred).await?;
     let mut changed: BTreeSet<&str> = BTreeSet::new();
+    // Commits a push implied the parents of get their true ones: the graph changed.
+    let mut reparented: Vec<&Commit> = Vec::new();
+    if !inferred {
+        for c in &known {
+            let parents = c.parents.join(" ");
+            let set = args![&c.repository_id, &c.sha, &parents];
+            if tx.execute(sql::SET_TRUE_PARENTS, set).await? > 0 {
+                changed.insert(c.repository_id.as_str());
+                reparented.push(c);
+            }
+        }
+    }
+    // Merge-request facts that came before their commit.
+    for repository in &repositories {
+        let found = tx
+            .query(sql::HAS_PENDING_MERGE_REQUESTS, args![*repository])
+            .await?;
+        if first(found)
+            .map(|row| row.boolean(0))
+            .transpose()?
+            .flatten()
+            != Some(true)
+        {
+            continue;
+        }
+        for (c, _) in new.iter().filter(|(c, _)| c.repository_id == *repository) {
+            let pending = tx
+                .query(sql::PENDING_MERGE_REQUEST, args![*repository, &c.sha])
+                .await?;
+            if let Some(mr) = first(pending) {
+                let (number, created, merged) = (mr.required_int(0)?, mr.int(1)?, mr.int(2)?);
+                let set = args![*repository, &c.sha, number, created, merged];
+                tx.execute(sql::SET_COMMIT_MERGE_REQUEST, set).await?;
+            }
+        }
+    }
     // Most batches fill no hole: a repository without any is not asked about each commit.
     for repository in &repositories {
         let found = tx.query(sql::HAS_HOLES, args![*repository]).await?;
@@ -429,7 +556,9 @@ async fn put_commits(tx: &impl Tx, commits: &[Commit]) -> StoreResult<u64> {
         .collect();
     let mut outside: Vec<(&str, &str)> = new
         .iter()
-        .flat_map(|(c, _)| {
+        .map(|(c, _)| c)
+        .chain(&reparented)
+        .flat_map(|c| {
             let repository = c.repository_id.as_str();
             c.parents.iter().map(move |p| (repository, p.as_str()))
         })
@@ -509,7 +638,7 @@ where
 }
 
 /// Inserts commits none of which is stored, with their ordinals.
-async fn insert_commits(tx: &impl Tx, new: &[(&Commit, i64)]) -> StoreResult<()> {
+async fn insert_commits(tx: &impl Tx, new: &[(&Commit, i64)], inferred: bool) -> StoreResult<()> {
     for chunk in new.chunks(ROWS_PER_STATEMENT) {
         let parents: Vec<String> = chunk.iter().map(|(c, _)| c.parents.join(" ")).collect();
         let mut params: Vec<Param> = Vec::with_capacity(chunk.len() * sql::COMMIT_COLUMN_COUNT);
@@ -527,6 +656,7 @@ async fn insert_commits(tx: &impl Tx, new: &[(&Commit, i64)]) -> StoreResult<()>
                 mr.and_then(|m| m.created_at).into(),
                 mr.and_then(|m| m.merged_at).into(),
                 Param::Int(*ordinal),
+                Param::Bool(inferred),
             ]);
         }
         tx.execute(&sql::insert_commits(chunk.len()), &params)

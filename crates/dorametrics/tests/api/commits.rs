@@ -344,7 +344,91 @@ async fn a_sha_twice_in_one_batch_is_one_commit_with_the_later_facts() {
     assert_eq!(fourth.1, 3);
 }
 
+/// A commit as a push lists it: its parent implied by the push's order.
+fn pushed(n: usize, implied_parent: usize) -> Commit {
+    Commit {
+        repository_id: REPO.into(),
+        sha: sha(n),
+        parents: vec![sha(implied_parent)],
+        authored_at: (EPOCH + n as i64 * 60) * 1_000_000_000,
+        committed_at: (EPOCH + n as i64 * 60) * 1_000_000_000,
+        author: None,
+        subject: None,
+        merge_request: None,
+    }
+}
+
+async fn parents_a_push_implied_give_way_to_the_true_ones() {
+    let app = spawn_app().await;
+    // A push listed 3 right after 1 (2 came in another way): 3's parent is implied to be 1.
+    let (status, _) = push(&app, &app.write, NDJSON, ndjson(&[commit(1, &[])])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.store
+            .put_pushed_commits(vec![pushed(3, 1)])
+            .await
+            .unwrap(),
+        1
+    );
+    for (n, at) in [(1, 1800), (3, 3600)] {
+        app.deploy(
+            json!({"service": "shop", "env": "prod", "started_at": EPOCH + at,
+            "finished_at": EPOCH + at + 100,
+            "git": {"repository_url": "https://github.com/acme/shop", "commit_sha": sha(n)}}),
+        )
+        .await;
+    }
+    // The second deployment ships 3 alone: its implied parent is the first's commit.
+    let metrics = app
+        .get("/api/v1/metrics?from=2025-01-01&to=2025-01-01&interval=all")
+        .await;
+    assert_eq!(
+        metrics.body["totals"]["lead_time_seconds"]["count"], 1,
+        "{:?}",
+        metrics.body["totals"]
+    );
+    // Pushed again: still implied, nothing changes.
+    assert_eq!(
+        app.store
+            .put_pushed_commits(vec![pushed(3, 1)])
+            .await
+            .unwrap(),
+        0
+    );
+    // The true history: 1, 2, 3.
+    let batch = [commit(2, &[1]), commit(3, &[2])];
+    let (status, body) = push(&app, &app.write, NDJSON, ndjson(&batch)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let three = stored(&app)
+        .await
+        .into_iter()
+        .find(|c| c.sha == sha(3))
+        .unwrap();
+    assert_eq!(three.parents, [sha(2)]);
+    // The change set re-derived: the second deployment ships 2 and 3 now.
+    let metrics = app
+        .get("/api/v1/metrics?from=2025-01-01&to=2025-01-01&interval=all")
+        .await;
+    assert_eq!(
+        metrics.body["totals"]["lead_time_seconds"]["count"], 2,
+        "{:?}",
+        metrics.body["totals"]
+    );
+    // True parents are never replaced by implied ones.
+    app.store
+        .put_pushed_commits(vec![pushed(3, 2)])
+        .await
+        .unwrap();
+    let three = stored(&app)
+        .await
+        .into_iter()
+        .find(|c| c.sha == sha(3))
+        .unwrap();
+    assert_eq!(three.parents, [sha(2)]);
+}
+
 conformance!(
+    parents_a_push_implied_give_way_to_the_true_ones,
     commits_arrive_as_ndjson_or_as_an_array_and_repeats_are_not_new,
     times_merge_requests_and_shas_are_read_like_the_datadog_intake,
     merge_request_facts_reach_commits_already_stored,

@@ -46,3 +46,4 @@ mod metrics;
 mod prometheus;
 mod reference;
 mod store;
+mod webhooks_github;

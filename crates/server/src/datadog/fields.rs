@@ -164,6 +164,40 @@ impl<'a> Object<'a> {
             .collect()
     }
 
+    /// A list of objects (absent: none).
+    pub fn objects(&self, key: &str) -> Result<Vec<Object<'a>>, Problem> {
+        let Some(value) = self.get(key) else {
+            return Ok(Vec::new());
+        };
+        let Value::Array(items) = value else {
+            return Err(self.wrong_type(key, "an array of objects", value));
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let pointer = format!("{}/{i}", self.pointer_of(key));
+                Object::element(item, pointer, &format!("{key}[{i}]"))
+            })
+            .collect()
+    }
+
+    /// An id a provider gives as a number or a string, as text.
+    pub fn id_text(&self, key: &str) -> Result<Option<String>, Problem> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+            Some(Value::String(_)) => self.text(key),
+            Some(other) => Err(self.wrong_type(key, "a number or a string", other)),
+        }
+    }
+
+    pub fn required_id_text(&self, key: &str) -> Result<String, Problem> {
+        self.required(key)?;
+        self.id_text(key)?
+            .ok_or_else(|| Problem::at(self.pointer_of(key), format!("{key} is required")))
+    }
+
     /// `custom_tags`: at most 100 `key:value` strings.
     pub fn custom_tags(&self) -> Result<Vec<String>, Problem> {
         let tags = self.text_list("custom_tags")?;

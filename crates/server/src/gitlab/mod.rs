@@ -93,7 +93,9 @@ impl From<ApiError> for GitlabError {
             },
             ApiError::BadRequest(problem) => Self::param(problem.detail),
             ApiError::BadParameter { detail, .. } => Self::param(detail),
-            ApiError::Unauthorized => Self::message(StatusCode::UNAUTHORIZED, "401 Unauthorized"),
+            ApiError::Unauthorized | ApiError::WebhookRefused(_) => {
+                Self::message(StatusCode::UNAUTHORIZED, "401 Unauthorized")
+            }
             ApiError::Forbidden => Self::message(StatusCode::FORBIDDEN, "403 Forbidden"),
             ApiError::NotFound(_) => Self::message(StatusCode::NOT_FOUND, "404 Not Found"),
             ApiError::BodyTimeout(_) => {

@@ -75,6 +75,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "failure_marks",
         include_str!("../../migrations/postgres/0013_failure_marks.sql"),
     ),
+    (
+        14,
+        "webhooks",
+        include_str!("../../migrations/postgres/0014_webhooks.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

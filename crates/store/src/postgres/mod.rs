@@ -13,6 +13,7 @@ use dora_core::model::{Failure, ListQuery, StoredDeployment};
 use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
+use dora_core::webhook::{Alias, Hook, Provider};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use crate::{
     DirtyStream, FactQuery, Outage, Store, StoreError, StoreOptions, StoreResult, StreamKey,
     TallyQuery, TokenRecord,
 };
-use crate::{NumberedCommit, StreamHead};
+use crate::{KeptDelivery, NumberedCommit, StreamHead};
 
 /// An arbitrary constant naming the lock that makes the first admin token unique.
 const FIRST_TOKEN_LOCK: i64 = 0x0064_6f72_6174_6f6b;
@@ -648,6 +649,42 @@ impl Store for PostgresStore {
             .query(sql::STREAM_MARKS, &[&stream.service, &stream.env_text()])
             .await?;
         rows.first().map(crate::rows::dirty_stream).transpose()
+    }
+
+    async fn hooks(&self, provider: Option<Provider>) -> StoreResult<Vec<Hook>> {
+        let rows = match provider {
+            Some(p) => {
+                self.query(&sql::hooks_of_provider(), &[&p.as_str()])
+                    .await?
+            }
+            None => self.query(&sql::list_hooks(), &[]).await?,
+        };
+        rows.iter().map(crate::rows::hook).collect()
+    }
+
+    async fn delivery_seen(&self, provider: Provider, delivery_id: &str) -> StoreResult<bool> {
+        let rows = self
+            .query(sql::DELIVERY_SEEN, &[&provider.as_str(), &delivery_id])
+            .await?;
+        Ok(rows
+            .first()
+            .map(|row| row.boolean(0))
+            .transpose()?
+            .flatten()
+            == Some(true))
+    }
+
+    async fn deliveries(&self, before: Option<i64>, limit: u32) -> StoreResult<Vec<KeptDelivery>> {
+        let (before, limit) = (before.unwrap_or(i64::MAX), i64::from(limit));
+        let rows = self
+            .query(&sql::deliveries_before(), &[&before, &limit])
+            .await?;
+        rows.iter().map(crate::rows::delivery).collect()
+    }
+
+    async fn aliases(&self) -> StoreResult<Vec<Alias>> {
+        let rows = self.query(sql::LIST_ALIASES, &[]).await?;
+        rows.iter().map(crate::rows::alias).collect()
     }
 
     async fn marked_failures(&self, dirty: &DirtyStream) -> StoreResult<Vec<String>> {

@@ -79,6 +79,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "failure_marks",
         include_str!("../../migrations/sqlite/0014_failure_marks.sql"),
     ),
+    (
+        15,
+        "webhooks",
+        include_str!("../../migrations/sqlite/0015_webhooks.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.

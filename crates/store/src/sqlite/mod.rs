@@ -17,6 +17,7 @@ use dora_core::model::{Failure, ListQuery, StoredDeployment};
 use dora_core::rollup::DayTally;
 use dora_core::tier::Tier;
 use dora_core::time::Nanos;
+use dora_core::webhook::{Alias, Hook, Provider};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::query_sql::{Dialect, SqlParam};
@@ -28,7 +29,7 @@ use crate::{
     DirtyStream, FactQuery, Outage, Store, StoreError, StoreOptions, StoreResult, StreamKey,
     TallyQuery, TokenRecord,
 };
-use crate::{NumberedCommit, StreamHead};
+use crate::{KeptDelivery, NumberedCommit, StreamHead};
 use rows::query_all;
 use tokio::sync::{mpsc, oneshot};
 
@@ -467,6 +468,45 @@ impl Store for SqliteStore {
             .map(first)
         })
         .await
+    }
+
+    async fn hooks(&self, provider: Option<Provider>) -> StoreResult<Vec<Hook>> {
+        self.read(move |conn| match provider {
+            Some(p) => query_all(conn, &sql::hooks_of_provider(), [p.as_str()], |row| {
+                crate::rows::hook(row)
+            }),
+            None => query_all(conn, &sql::list_hooks(), [], |row| crate::rows::hook(row)),
+        })
+        .await
+    }
+
+    async fn delivery_seen(&self, provider: Provider, delivery_id: &str) -> StoreResult<bool> {
+        let id = delivery_id.to_string();
+        self.read(move |conn| {
+            let seen = query_all(conn, sql::DELIVERY_SEEN, [provider.as_str(), &id], |row| {
+                Ok(row.boolean(0)? == Some(true))
+            })?;
+            Ok(seen.first() == Some(&true))
+        })
+        .await
+    }
+
+    async fn deliveries(&self, before: Option<i64>, limit: u32) -> StoreResult<Vec<KeptDelivery>> {
+        let before = before.unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            query_all(
+                conn,
+                &sql::deliveries_before(),
+                rusqlite::params![before, limit],
+                |row| crate::rows::delivery(row),
+            )
+        })
+        .await
+    }
+
+    async fn aliases(&self) -> StoreResult<Vec<Alias>> {
+        self.read(|conn| query_all(conn, sql::LIST_ALIASES, [], |row| crate::rows::alias(row)))
+            .await
     }
 
     async fn marked_failures(&self, dirty: &DirtyStream) -> StoreResult<Vec<String>> {
