@@ -41,6 +41,24 @@ pub fn from_rfc3339(text: &str) -> Result<Nanos, TimestampError> {
         .ok_or(TimestampError::OutOfRange)
 }
 
+/// A time as GitLab's webhooks write it: RFC 3339, or `2021-04-28 21:50:00 +0200`, or
+/// `2013-12-03 17:23:34 UTC`.
+pub fn from_gitlab_time(text: &str) -> Result<Nanos, TimestampError> {
+    if let Ok(nanos) = from_rfc3339(text) {
+        return Ok(nanos);
+    }
+    let parsed = match text.strip_suffix(" UTC") {
+        Some(utc) => chrono::NaiveDateTime::parse_from_str(utc, "%Y-%m-%d %H:%M:%S")
+            .map(|naive| naive.and_utc()),
+        None => DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S %z")
+            .map(|time| time.with_timezone(&Utc)),
+    };
+    parsed
+        .map_err(|_| TimestampError::BadRfc3339)?
+        .timestamp_nanos_opt()
+        .ok_or(TimestampError::OutOfRange)
+}
+
 /// Formats as RFC 3339 in UTC ending in `Z`, with as many fractional digits as needed (0, 3, 6 or 9).
 pub fn to_rfc3339(nanos: Nanos) -> String {
     DateTime::<Utc>::from_timestamp_nanos(nanos).to_rfc3339_opts(SecondsFormat::AutoSi, true)
@@ -62,6 +80,15 @@ pub fn now() -> Nanos {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gitlab_writes_times_three_ways() {
+        let at = from_rfc3339("2021-04-28T19:50:00Z").unwrap();
+        assert_eq!(from_gitlab_time("2021-04-28 21:50:00 +0200"), Ok(at));
+        assert_eq!(from_gitlab_time("2021-04-28 19:50:00 UTC"), Ok(at));
+        assert_eq!(from_gitlab_time("2021-04-28T21:50:00+02:00"), Ok(at));
+        assert!(from_gitlab_time("yesterday").is_err());
+    }
 
     #[test]
     fn representable_days_fit_in_nanoseconds() {

@@ -610,6 +610,16 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Every alias, by provider and name.
     async fn aliases(&self) -> StoreResult<Vec<Alias>>;
+    /// Keeps GitLab's numeric id of a project (its webhooks name it), and the path it is.
+    async fn put_gitlab_project(&self, gitlab_id: i64, path: &str) -> StoreResult<()> {
+        let op = WriteOp::PutGitlabProject(gitlab_id, path.to_string());
+        self.write(op).await.map(drop)
+    }
+    /// GitLab's numeric ids of projects and the paths they stand for.
+    async fn gitlab_projects(&self) -> StoreResult<Vec<(i64, String)>>;
+    /// When the newest state of a provider's object that was recorded stood.
+    async fn object_as_of(&self, provider: Provider, object_id: &str)
+        -> StoreResult<Option<Nanos>>;
     /// Records that a provider's object reached the state of `as_of`; `false` when a newer
     /// state was recorded (a late delivery of an older one is then not applied).
     async fn advance_object(

@@ -720,6 +720,12 @@ pub fn deliveries_before() -> String {
 pub const ADVANCE_OBJECT: &str = "INSERT INTO webhook_objects (provider, object_id, as_of) \
     VALUES (?1, ?2, ?3) ON CONFLICT (provider, object_id) DO UPDATE SET as_of = excluded.as_of \
     WHERE webhook_objects.as_of <= excluded.as_of";
+pub const OBJECT_AS_OF: &str =
+    "SELECT as_of FROM webhook_objects WHERE provider = ?1 AND object_id = ?2";
+pub const GITLAB_PROJECTS: &str = "SELECT gitlab_id, path FROM gitlab_projects ORDER BY gitlab_id";
+pub const PUT_GITLAB_PROJECT: &str =
+    "INSERT INTO gitlab_projects (gitlab_id, path) VALUES (?1, ?2) \
+    ON CONFLICT (gitlab_id) DO UPDATE SET path = excluded.path";
 pub const LIST_ALIASES: &str =
     "SELECT provider, name, service FROM webhook_aliases ORDER BY provider, name";
 pub const PUT_ALIAS: &str = "INSERT INTO webhook_aliases (provider, name, service) \

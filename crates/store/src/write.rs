@@ -70,6 +70,8 @@ pub enum WriteOp {
     RecordDelivery(Delivery),
     PutAlias(Alias),
     DeleteAlias(Provider, String),
+    /// GitLab's numeric id of a project, and the project path it stands for.
+    PutGitlabProject(i64, String),
     /// 0 when a newer state of the object was applied already.
     AdvanceObject {
         provider: Provider,
@@ -346,6 +348,9 @@ async fn apply(tx: &impl Tx, op: &WriteOp) -> StoreResult<u64> {
                 &d.detail
             ];
             tx.execute(sql::INSERT_DELIVERY, values).await
+        }
+        WriteOp::PutGitlabProject(id, path) => {
+            tx.execute(sql::PUT_GITLAB_PROJECT, args![*id, path]).await
         }
         WriteOp::AdvanceObject {
             provider,

@@ -214,6 +214,31 @@ impl TestApp {
         )
     }
 
+    /// A webhook delivery as a provider sends it: its headers, its body, no dorametrics token;
+    /// the status and the JSON answer (or its text).
+    pub async fn deliver(
+        &self,
+        provider: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/api/v1/webhooks/{provider}", self.base))
+            .header("Content-Type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(&self.admin), Some(body))
             .await

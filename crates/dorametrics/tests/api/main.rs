@@ -46,4 +46,7 @@ mod metrics;
 mod prometheus;
 mod reference;
 mod store;
+mod webhooks_cdevents;
 mod webhooks_github;
+mod webhooks_gitlab;
+mod webhooks_pagerduty;

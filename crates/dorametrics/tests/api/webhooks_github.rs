@@ -176,25 +176,14 @@ async fn deliver(
 ) -> (StatusCode, Value) {
     let body = serde_json::to_vec(payload).unwrap();
     let signature = dora_server::webhooks::verify::sign::github(&body, secret);
-    let response = app
-        .client
-        .post(format!("{}/api/v1/webhooks/github", app.base))
-        .header("Content-Type", "application/json")
-        .header("User-Agent", "GitHub-Hookshot/044aadd")
-        .header("X-GitHub-Event", event)
-        .header("X-GitHub-Delivery", delivery)
-        .header("X-GitHub-Hook-ID", "292430182")
-        .header("X-Hub-Signature-256", signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let headers = [
+        ("User-Agent", "GitHub-Hookshot/044aadd".to_string()),
+        ("X-GitHub-Event", event.to_string()),
+        ("X-GitHub-Delivery", delivery.to_string()),
+        ("X-GitHub-Hook-ID", "292430182".to_string()),
+        ("X-Hub-Signature-256", signature),
+    ];
+    app.deliver("github", &headers, body).await
 }
 
 async fn make_hook(app: &TestApp) {
@@ -537,6 +526,16 @@ async fn replays_and_other_events_change_nothing() {
     assert_eq!(
         body["errors"][0]["source"]["pointer"], "/deployment/sha",
         "{body:?}"
+    );
+    let kept = app.get("/api/v1/webhooks/deliveries?limit=1").await.body;
+    let newest = &kept["deliveries"][0];
+    assert_eq!(newest["outcome"], "refused", "{kept:?}");
+    assert!(
+        newest["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("/deployment/sha: "),
+        "{kept:?}"
     );
 }
 

@@ -35,6 +35,8 @@ pub struct Group {
 pub struct Catalog {
     pub projects: Vec<Project>,
     pub groups: Vec<Group>,
+    /// GitLab's own numeric ids of projects (its webhooks name them) and their paths.
+    pub gitlab_ids: Vec<(i64, String)>,
 }
 
 fn last_segment(path: &str) -> String {
@@ -43,7 +45,9 @@ fn last_segment(path: &str) -> String {
 
 impl Catalog {
     pub async fn load(store: &dyn Store) -> StoreResult<Self> {
-        Ok(Self::from_sources(store.project_sources().await?))
+        let mut catalog = Self::from_sources(store.project_sources().await?);
+        catalog.gitlab_ids = store.gitlab_projects().await?;
+        Ok(catalog)
     }
 
     /// From `(repository id, service)` pairs, as [`Store::project_sources`] returns them.
@@ -84,15 +88,26 @@ impl Catalog {
         Self {
             projects: projects.into_values().collect(),
             groups: groups.into_values().collect(),
+            gitlab_ids: Vec::new(),
         }
     }
 
-    /// A project by numeric id or by path.
+    /// A project by numeric id (its own, or GitLab's) or by path.
     pub fn project(&self, reference: &str) -> Option<&Project> {
         let id = reference.parse::<i64>().ok();
+        let gitlab_path = self
+            .gitlab_ids
+            .iter()
+            .find(|(gitlab_id, _)| Some(*gitlab_id) == id)
+            .map(|(_, path)| path.as_str());
         self.projects
             .iter()
             .find(|p| Some(p.id) == id)
+            .or_else(|| {
+                self.projects
+                    .iter()
+                    .find(|p| Some(p.path.as_str()) == gitlab_path)
+            })
             .or_else(|| self.projects.iter().find(|p| p.path == reference))
     }
 

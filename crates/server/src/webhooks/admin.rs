@@ -122,6 +122,12 @@ impl HookRequest {
                 Provider::names()
             ),
         })?;
+        if matches!(provider, Provider::Incidentio | Provider::Argocd) {
+            return Err(BadHook {
+                field: "provider",
+                why: format!("{} deliveries are not read yet", provider.as_str()),
+            });
+        }
         let secret = self.secret.unwrap_or_else(generated_secret);
         if secret.chars().count() < 16 || secret.trim() != secret {
             return Err(bad(

@@ -2,13 +2,11 @@
 //! → commits, a merged `pull_request` → merge request facts, `issues` with the incident label
 //! → failures.
 
-use dora_core::model::{
-    clipped_text, normalise_commit_sha, Commit, Deployment, Failure, Git, MergeRequest,
-};
+use dora_core::model::{clipped_text, Deployment, Failure, Git, MergeRequest};
 use dora_core::repo::parse_repository;
 use serde_json::Value;
 
-use super::{Change, Context, Translated};
+use super::{pushed_commits, sha_at, Change, Context, Translated};
 use crate::datadog::fields::Object;
 use crate::error::Problem;
 
@@ -75,11 +73,6 @@ impl Repository {
     }
 }
 
-fn sha(object: &Object<'_>, key: &str) -> Result<String, Problem> {
-    normalise_commit_sha(&object.required_text(key)?)
-        .map_err(|e| Problem::at(object.pointer_of(key), format!("{key} {e}")))
-}
-
 /// The service a deployment names in its `payload` (an object, or JSON in a string).
 fn payload_service(deployment: &Object<'_>) -> Option<String> {
     let parsed;
@@ -115,7 +108,7 @@ fn deployment_status(root: &Object<'_>, cx: &Context<'_>) -> Result<Translated, 
         version: None,
         started_at,
         finished_at: finished_at.max(started_at),
-        git: Some(repo.git(sha(&deployment, "sha")?)),
+        git: Some(repo.git(sha_at(&deployment, "sha")?)),
         custom_tags: Vec::new(),
         source: "github".into(),
     };
@@ -162,15 +155,12 @@ fn workflow_run(root: &Object<'_>, cx: &Context<'_>) -> Result<Translated, Probl
         version: None,
         started_at,
         finished_at: finished_at.max(started_at),
-        git: Some(repo.git(sha(&run, "head_sha")?)),
+        git: Some(repo.git(sha_at(&run, "head_sha")?)),
         custom_tags: Vec::new(),
         source: "github".into(),
     };
     Ok(Translated::Changes(vec![Change::Deployment(deployment)]))
 }
-
-/// The sha GitHub sends for "no commit" (a branch created or deleted).
-const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
 fn push(root: &Object<'_>) -> Result<Translated, Problem> {
     let reference = root.required_text("ref")?;
@@ -183,36 +173,7 @@ fn push(root: &Object<'_>) -> Result<Translated, Problem> {
         return Ok(Translated::Ignored(format!("{reference} was deleted")));
     }
     let repo = repository(root)?;
-    let before = root.text("before")?.filter(|sha| sha != ZERO_SHA);
-    let mut parent = match before {
-        Some(_) => Some(sha(root, "before")?),
-        None => None,
-    };
-    let mut commits = Vec::new();
-    for c in root.objects("commits")? {
-        let sha = sha(&c, "id")?;
-        let at = c.required_timestamp("timestamp")?;
-        let message = c.get("message").and_then(Value::as_str).unwrap_or("");
-        let author = c.object("author")?;
-        let author = match &author {
-            Some(a) => match (a.text("name")?, a.text("email")?) {
-                (Some(name), Some(email)) => clipped_text(&format!("{name} <{email}>")),
-                (name, email) => name.or(email).and_then(|t| clipped_text(&t)),
-            },
-            None => None,
-        };
-        commits.push(Commit {
-            repository_id: repo.id.clone(),
-            sha: sha.clone(),
-            parents: parent.into_iter().collect(),
-            authored_at: at,
-            committed_at: at,
-            author,
-            subject: clipped_text(message.lines().next().unwrap_or("")),
-            merge_request: None,
-        });
-        parent = Some(sha);
-    }
+    let commits = pushed_commits(root, &repo.id, |c, key| c.required_timestamp(key))?;
     if commits.is_empty() {
         return Ok(Translated::Ignored(format!(
             "push to {reference} lists no commits"
@@ -235,7 +196,7 @@ fn pull_request(root: &Object<'_>) -> Result<Translated, Problem> {
         .ok_or_else(|| Problem::at(pr.pointer_of("number"), "number is required"))?;
     let change = Change::MergeRequest {
         repository_id: repo.id,
-        sha: sha(&pr, "merge_commit_sha")?,
+        sha: sha_at(&pr, "merge_commit_sha")?,
         merge_request: MergeRequest {
             number,
             created_at: pr.timestamp("created_at")?,

@@ -5,7 +5,11 @@
 //! The hooks, aliases and the record are under `/api/v1/admin/webhooks`.
 
 pub mod admin;
+mod cdevents;
 mod github;
+mod gitlab;
+mod opsgenie;
+mod pagerduty;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -14,14 +18,19 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use dora_core::model::{Commit, Deployment, Failure, MergeRequest};
+use dora_core::model::{
+    clipped_text, normalise_commit_sha, Commit, Deployment, DeploymentPatch, DeploymentSelector,
+    Failure, MergeRequest, Remediation, RemediationKind, RemediationTarget,
+};
 use dora_core::time::{self, Nanos};
 use dora_core::webhook::{Delivery, Hook, Outcome, Provider};
+use dora_store::StreamKey;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::datadog::fields::Object;
 use crate::error::{json_api, ApiError, Problem};
 use crate::ratelimit::Peer;
 use crate::AppState;
@@ -37,10 +46,31 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Deployment(Deployment),
+    /// A deployment that started when its `running` delivery said, if one came (GitLab's
+    /// success carries only its own time).
+    FinishedDeployment(Deployment),
+    /// A deployment started running at `at`: its start, whether its success came before or
+    /// comes after.
+    Running {
+        deployment_id: String,
+        at: Nanos,
+    },
     /// A failure as its provider's object stood at `as_of`: stored unless a later state was.
     Failure {
         failure: Failure,
         as_of: Nanos,
+    },
+    /// A deployment that rolled back the one before it in its stream (which it remediates).
+    Rollback(Deployment),
+    /// An incident seen open: a failure from then on (a resolution that came first stays).
+    IncidentDetected(Failure),
+    /// An incident resolved at `finished_at`: the stored failure resolves then (when none is
+    /// stored yet, this one, started then too, until its detection comes).
+    IncidentResolved(Failure),
+    /// GitLab's numeric id of the project at this path.
+    GitlabProject {
+        gitlab_id: i64,
+        path: String,
     },
     /// The object stopped being a failure at `as_of` (an incident label removed).
     DeleteFailure {
@@ -140,19 +170,24 @@ async fn receive(
         tracing::warn!(provider = provider.as_str(), %why, "webhook delivery refused");
         return Err(ApiError::WebhookRefused(why.to_string()));
     };
-    let delivery_id = delivery_id(provider, &headers);
+    let payload: Value = match serde_json::from_slice(&body) {
+        Ok(payload) => payload,
+        Err(e) => {
+            let problem = Problem::body(format!("The delivery is not JSON: {e}"));
+            return Err(unreadable(&state, provider, hook, event, received_at, problem).await);
+        }
+    };
+    let event = match event.is_empty() {
+        true => payload_event(provider, &payload),
+        false => event,
+    };
+    let delivery_id = delivery_id(provider, &headers, &payload);
     if let Some(id) = &delivery_id {
         if state.store.delivery_seen(provider, id).await? {
-            return Ok(answer(
-                StatusCode::OK,
-                "replayed",
-                hook,
-                "a delivery with this id was taken already".into(),
-            ));
+            let why = "a delivery with this id was taken already".to_string();
+            return Ok(answer(StatusCode::OK, "replayed", hook, why));
         }
     }
-    let payload: Value = serde_json::from_slice(&body)
-        .map_err(|e| Problem::body(format!("The delivery is not JSON: {e}")))?;
     let aliases = state
         .store
         .aliases()
@@ -163,8 +198,24 @@ async fn receive(
         .collect();
     let cx = Context { hook, aliases };
     let translated = match provider {
-        Provider::Github => github::translate(&event, &payload, &cx)?,
-        other => Translated::Ignored(format!("{} deliveries are not read yet", other.as_str())),
+        Provider::Github => github::translate(&event, &payload, &cx),
+        Provider::Gitlab => gitlab::translate(&event, &payload, &cx),
+        Provider::Pagerduty => pagerduty::translate(&payload, &cx),
+        Provider::Opsgenie => opsgenie::translate(&payload, &cx),
+        Provider::Cdevents => cdevents::translate(&payload, &cx),
+        // No hook of these can be made yet (`HookRequest::into_hook`).
+        Provider::Incidentio | Provider::Argocd => {
+            return Err(ApiError::NotFound(format!(
+                "{} deliveries are not read yet",
+                provider.as_str()
+            )))
+        }
+    };
+    let translated = match translated {
+        Ok(translated) => translated,
+        Err(problem) => {
+            return Err(unreadable(&state, provider, hook, event, received_at, problem).await)
+        }
     };
     let (status, outcome, detail) = match translated {
         Translated::Ignored(why) => (StatusCode::ACCEPTED, Outcome::Ignored, why),
@@ -186,6 +237,35 @@ async fn receive(
     state.store.record_delivery(kept).await?;
     tracing::info!(provider = provider.as_str(), hook = %hook.name, %event, outcome = outcome.as_str(), %detail, "webhook delivery");
     Ok(answer(status, outcome.as_str(), hook, detail))
+}
+
+/// A verified delivery that is not what its provider sends (not JSON, a field missing or
+/// malformed): kept as refused, with why, and answered 400 naming the field.
+async fn unreadable(
+    state: &AppState,
+    provider: Provider,
+    hook: &Hook,
+    event: String,
+    received_at: Nanos,
+    problem: Problem,
+) -> ApiError {
+    let detail = match &problem.pointer {
+        Some(pointer) => format!("{pointer}: {}", problem.detail),
+        None => problem.detail.clone(),
+    };
+    let refused = Delivery {
+        provider,
+        delivery_id: None,
+        hook: Some(hook.name.clone()),
+        event,
+        received_at,
+        outcome: Outcome::Refused,
+        detail,
+    };
+    match state.store.record_delivery(refused).await {
+        Ok(_) => ApiError::BadRequest(problem),
+        Err(error) => error.into(),
+    }
 }
 
 fn answer(status: StatusCode, outcome: &str, hook: &Hook, detail: String) -> Response {
@@ -216,8 +296,30 @@ fn event_name(provider: Provider, headers: &HeaderMap) -> String {
     name.unwrap_or("").to_string()
 }
 
+/// The event type of a provider that says it in the payload, not a header.
+fn payload_event(provider: Provider, payload: &Value) -> String {
+    let pointer = match provider {
+        Provider::Pagerduty => "/event/event_type",
+        Provider::Incidentio => "/event_type",
+        Provider::Opsgenie => "/action",
+        Provider::Cdevents => return cdevents::event_type(payload),
+        _ => return String::new(),
+    };
+    payload
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
 /// The provider's own id of the delivery, what a replay carries again.
-fn delivery_id(provider: Provider, headers: &HeaderMap) -> Option<String> {
+fn delivery_id(provider: Provider, headers: &HeaderMap, payload: &Value) -> Option<String> {
+    let text = |pointer: &str| {
+        payload
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     match provider {
         Provider::Github => {
             let delivery = header(headers, "x-github-delivery")?;
@@ -227,8 +329,11 @@ fn delivery_id(provider: Provider, headers: &HeaderMap) -> Option<String> {
         Provider::Gitlab => header(headers, "idempotency-key")
             .or_else(|| header(headers, "x-gitlab-event-uuid"))
             .map(str::to_string),
-        Provider::Pagerduty => header(headers, "x-webhook-id").map(str::to_string),
+        Provider::Pagerduty => header(headers, "x-webhook-id")
+            .map(str::to_string)
+            .or_else(|| text("/event/id")),
         Provider::Incidentio => header(headers, "webhook-id").map(str::to_string),
+        Provider::Cdevents => cdevents::delivery_id(headers, payload),
         _ => None,
     }
 }
@@ -289,6 +394,60 @@ fn refusal(
         .unwrap_or(Unverified::Missing("signature"))
 }
 
+/// The sha GitHub and GitLab send for "no commit" (a branch created or deleted).
+const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
+
+/// A commit sha in `object`'s `key`, normalised.
+fn sha_at(object: &Object<'_>, key: &str) -> Result<String, Problem> {
+    normalise_commit_sha(&object.required_text(key)?)
+        .map_err(|e| Problem::at(object.pointer_of(key), format!("{key} {e}")))
+}
+
+/// The commits a push lists (GitHub's and GitLab's shape: `id`, a time, `message`, `author`
+/// with `name` and `email`), oldest first and without parents: the first's parent is taken to
+/// be `before` (none when the branch was created), each next one's the one listed before it.
+fn pushed_commits(
+    root: &Object<'_>,
+    repository_id: &str,
+    time: impl Fn(&Object<'_>, &str) -> Result<Nanos, Problem>,
+) -> Result<Vec<Commit>, Problem> {
+    let before = root.text("before")?.filter(|sha| sha != ZERO_SHA);
+    let mut parent = match before {
+        Some(_) => Some(sha_at(root, "before")?),
+        None => None,
+    };
+    let mut commits = Vec::new();
+    for c in root.objects("commits")? {
+        let sha = sha_at(&c, "id")?;
+        let at = time(&c, "timestamp")?;
+        let message = c.get("message").and_then(Value::as_str).unwrap_or("");
+        let author = match c.object("author")? {
+            Some(a) => match (a.text("name")?, a.text("email")?) {
+                (Some(name), Some(email)) => clipped_text(&format!("{name} <{email}>")),
+                (name, email) => name.or(email).and_then(|t| clipped_text(&t)),
+            },
+            None => None,
+        };
+        commits.push(Commit {
+            repository_id: repository_id.to_string(),
+            sha: sha.clone(),
+            parents: parent.into_iter().collect(),
+            authored_at: at,
+            committed_at: at,
+            author,
+            subject: clipped_text(message.lines().next().unwrap_or("")),
+            merge_request: None,
+        });
+        parent = Some(sha);
+    }
+    Ok(commits)
+}
+
+/// Where the time a deployment started running is kept.
+fn running_key(deployment_id: &str) -> String {
+    format!("{deployment_id}:running")
+}
+
 /// Stores what a delivery brought; says what was stored.
 async fn apply(
     state: &AppState,
@@ -302,6 +461,80 @@ async fn apply(
             Change::Deployment(d) => {
                 stored.push(format!("deployment {}", d.id));
                 store.put_deployment(d).await?;
+            }
+            Change::FinishedDeployment(mut d) => {
+                let key = running_key(&d.id);
+                if let Some(started) = store.object_as_of(provider, &key).await? {
+                    d.started_at = started.min(d.finished_at);
+                }
+                stored.push(format!("deployment {}", d.id));
+                store.put_deployment(d).await?;
+            }
+            Change::Running { deployment_id, at } => {
+                store
+                    .advance_object(provider, &running_key(&deployment_id), at)
+                    .await?;
+                // Its success came first: it started when this says.
+                match store.get_deployment(&deployment_id).await? {
+                    Some(found) if found.deployment.started_at != at => {
+                        let mut d = found.deployment;
+                        d.started_at = at.min(d.finished_at);
+                        stored.push(format!("deployment {} started", d.id));
+                        store.put_deployment(d).await?;
+                    }
+                    _ => stored.push(format!("the start of deployment {deployment_id}")),
+                }
+            }
+            Change::GitlabProject { gitlab_id, path } => {
+                store.put_gitlab_project(gitlab_id, &path).await?;
+            }
+            Change::Rollback(d) => {
+                stored.push(format!("deployment {} (a rollback)", d.id));
+                let (id, finished) = (d.id.clone(), d.finished_at);
+                let stream = StreamKey {
+                    service: d.service.clone(),
+                    env: d.env.clone(),
+                };
+                store.put_deployment(d).await?;
+                let replaced = store
+                    .stream_deployments(&stream)
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.deployment.id != id && s.deployment.finished_at <= finished)
+                    .max_by_key(|s| s.deployment.finished_at);
+                if let Some(replaced) = replaced {
+                    let patch = DeploymentPatch {
+                        change_failure: None,
+                        remediation: Some(Remediation {
+                            kind: RemediationKind::Rollback,
+                            target: RemediationTarget::Id(id),
+                        }),
+                    };
+                    let selector = DeploymentSelector::Id(replaced.deployment.id.clone());
+                    store.patch_deployment(selector, patch).await?;
+                    stored.push(format!("remediates {}", replaced.deployment.id));
+                }
+            }
+            Change::IncidentDetected(mut failure) => {
+                // Its resolution came first: it stays resolved.
+                if let Some(known) = store.get_failure(&failure.id).await? {
+                    failure.finished_at = known
+                        .finished_at
+                        .filter(|finished| *finished >= failure.started_at);
+                }
+                stored.push(format!("failure {}", failure.id));
+                store.put_failure(failure).await?;
+            }
+            Change::IncidentResolved(mut failure) => {
+                if let Some(known) = store.get_failure(&failure.id).await? {
+                    let resolved = failure.finished_at.map(|at| at.max(known.started_at));
+                    failure = Failure {
+                        finished_at: resolved,
+                        ..known
+                    };
+                }
+                stored.push(format!("failure {} resolved", failure.id));
+                store.put_failure(failure).await?;
             }
             Change::Failure { failure, as_of } => {
                 if !store.advance_object(provider, &failure.id, as_of).await? {

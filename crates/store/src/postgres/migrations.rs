@@ -80,6 +80,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../../migrations/postgres/0014_webhooks.sql"),
     ),
+    (
+        15,
+        "gitlab_projects",
+        include_str!("../../migrations/postgres/0015_gitlab_projects.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming dorametrics' migration lock.

@@ -682,6 +682,24 @@ impl Store for PostgresStore {
         rows.iter().map(crate::rows::delivery).collect()
     }
 
+    async fn object_as_of(
+        &self,
+        provider: Provider,
+        object_id: &str,
+    ) -> StoreResult<Option<Nanos>> {
+        let rows = self
+            .query(sql::OBJECT_AS_OF, &[&provider.as_str(), &object_id])
+            .await?;
+        rows.first().map(|row| row.required_int(0)).transpose()
+    }
+
+    async fn gitlab_projects(&self) -> StoreResult<Vec<(i64, String)>> {
+        let rows = self.query(sql::GITLAB_PROJECTS, &[]).await?;
+        rows.iter()
+            .map(|row| Ok((row.required_int(0)?, row.required_text(1)?)))
+            .collect()
+    }
+
     async fn aliases(&self) -> StoreResult<Vec<Alias>> {
         let rows = self.query(sql::LIST_ALIASES, &[]).await?;
         rows.iter().map(crate::rows::alias).collect()

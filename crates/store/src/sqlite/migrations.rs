@@ -84,6 +84,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../../migrations/sqlite/0015_webhooks.sql"),
     ),
+    (
+        16,
+        "gitlab_projects",
+        include_str!("../../migrations/sqlite/0016_gitlab_projects.sql"),
+    ),
 ];
 
 /// Applies missing migrations, or (when `migrate` is false) only checks none is missing.

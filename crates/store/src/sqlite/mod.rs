@@ -504,6 +504,30 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn object_as_of(
+        &self,
+        provider: Provider,
+        object_id: &str,
+    ) -> StoreResult<Option<Nanos>> {
+        let id = object_id.to_string();
+        self.read(move |conn| {
+            let found = query_all(conn, sql::OBJECT_AS_OF, [provider.as_str(), &id], |row| {
+                row.required_int(0)
+            })?;
+            Ok(found.first().copied())
+        })
+        .await
+    }
+
+    async fn gitlab_projects(&self) -> StoreResult<Vec<(i64, String)>> {
+        self.read(|conn| {
+            query_all(conn, sql::GITLAB_PROJECTS, [], |row| {
+                Ok((row.required_int(0)?, row.required_text(1)?))
+            })
+        })
+        .await
+    }
+
     async fn aliases(&self) -> StoreResult<Vec<Alias>> {
         self.read(|conn| query_all(conn, sql::LIST_ALIASES, [], |row| crate::rows::alias(row)))
             .await
