@@ -161,3 +161,68 @@ async fn events_in_every_mode_become_deployments_and_failures() {
 }
 
 conformance!(events_in_every_mode_become_deployments_and_failures);
+
+mod argocd {
+    //! Argo CD's notifications, with the README's template body and the hook's bearer.
+
+    use reqwest::StatusCode;
+    use serde_json::json;
+
+    use crate::helpers::spawn_app;
+
+    const SECRET: &str = "argocd-bearer-secret-0001";
+    const A: &str = "aa0bd1c3e5f7091b2d4f6a8c0e1f3a5b7c9d0e2f";
+    const B: &str = "bb1ce2d4f6081a2c3e5f7b9d1f2a4b6c8d0e1f3a";
+
+    pub async fn synced_revisions_become_deployments() {
+        let app = spawn_app().await;
+        let reply = app
+            .post(
+                "/api/v1/admin/webhooks",
+                json!({"name": "argo", "provider": "argocd", "secret": SECRET}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        // As the template renders it: the app, its synced revision, its repository, when.
+        let synced = |revision: &str, started: &str, finished: &str| {
+            json!({
+                "app": "shop",
+                "revision": revision,
+                "repo_url": "https://github.com/acme/shop.git",
+                "environment": "production",
+                "started_at": started,
+                "finished_at": finished
+            })
+        };
+        let bearer = [("Authorization", format!("Bearer {SECRET}"))];
+        for body in [
+            synced(A, "2025-03-10T09:00:00Z", "2025-03-10T09:02:00Z"),
+            synced(B, "2025-03-10T11:00:00Z", "2025-03-10T11:02:00Z"),
+            // Back to A: another deployment, a rollback.
+            synced(A, "2025-03-10T12:00:00Z", "2025-03-10T12:02:00Z"),
+        ] {
+            let (status, answer) = app
+                .deliver("argocd", &bearer, serde_json::to_vec(&body).unwrap())
+                .await;
+            assert_eq!(status, StatusCode::OK, "{answer:?}");
+        }
+        let totals = app
+            .get("/api/v1/metrics?from=2025-03-01&to=2025-03-31&interval=all&service=shop")
+            .await
+            .body["totals"]
+            .clone();
+        assert_eq!(totals["deployments"], 3, "{totals:?}");
+        assert_eq!(totals["failed_deployments"], 1, "{totals:?}");
+        let bad = json!({"app": "shop", "revision": "HEAD", "repo_url": "https://github.com/acme/shop.git",
+            "finished_at": "2025-03-10T12:02:00Z"});
+        let (status, answer) = app
+            .deliver("argocd", &bearer, serde_json::to_vec(&bad).unwrap())
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer:?}");
+        assert_eq!(answer["errors"][0]["source"]["pointer"], "/revision");
+    }
+}
+
+use argocd::synced_revisions_become_deployments;
+
+conformance!(synced_revisions_become_deployments);

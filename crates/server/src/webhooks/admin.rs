@@ -122,7 +122,7 @@ impl HookRequest {
                 Provider::names()
             ),
         })?;
-        if matches!(provider, Provider::Incidentio | Provider::Argocd) {
+        if provider == Provider::Incidentio {
             return Err(BadHook {
                 field: "provider",
                 why: format!("{} deliveries are not read yet", provider.as_str()),

@@ -5,6 +5,7 @@
 //! The hooks, aliases and the record are under `/api/v1/admin/webhooks`.
 
 pub mod admin;
+mod argocd;
 mod cdevents;
 mod github;
 mod gitlab;
@@ -203,8 +204,9 @@ async fn receive(
         Provider::Pagerduty => pagerduty::translate(&payload, &cx),
         Provider::Opsgenie => opsgenie::translate(&payload, &cx),
         Provider::Cdevents => cdevents::translate(&payload, &cx),
-        // No hook of these can be made yet (`HookRequest::into_hook`).
-        Provider::Incidentio | Provider::Argocd => {
+        Provider::Argocd => argocd::translate(&payload, &cx),
+        // No hook of it can be made yet (`HookRequest::into_hook`).
+        Provider::Incidentio => {
             return Err(ApiError::NotFound(format!(
                 "{} deliveries are not read yet",
                 provider.as_str()
