@@ -448,6 +448,16 @@ async fn bad_signatures_store_nothing() {
         .map(|d| d["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes, ["refused", "refused"]);
+    for bad in ["limit=-1", "limit=0", "limit=1001", "before=x"] {
+        let reply = app.get(&format!("/api/v1/webhooks/deliveries?{bad}")).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        let parameter = bad.split('=').next().unwrap();
+        assert_eq!(
+            reply.body["errors"][0]["source"]["parameter"], parameter,
+            "{:?}",
+            reply.body
+        );
+    }
     // A provider that does not exist.
     let reply = app
         .call(

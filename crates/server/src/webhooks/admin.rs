@@ -2,7 +2,7 @@
 //! `/api/v1/webhooks/deliveries` (the record), admin scope; `dorametrics webhook` does the same
 //! on a database or through a server.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Caller;
+use crate::auth::{form_pairs, Caller};
 use crate::body::JsonBody;
 use crate::datadog::fields::Object;
 use crate::error::{ApiError, Problem};
@@ -261,32 +261,46 @@ pub struct DeliveryList {
     pub deliveries: Vec<DeliveryView>,
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct DeliveryPage {
-    /// At most this many (1 to 1000, default 100).
-    limit: Option<u32>,
-    /// Only those kept before this `seq` (the next page after the last one shown).
-    before: Option<i64>,
+fn bad_parameter(parameter: &str, detail: String) -> ApiError {
+    ApiError::BadParameter {
+        parameter: parameter.into(),
+        detail,
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks/deliveries", tag = "admin", operation_id = "list_webhook_deliveries",
     description = "The deliveries kept, newest first: provider, event, when, and what became of each.",
-    params(DeliveryPage),
+    params(
+        ("limit" = Option<u32>, Query, description = "At most this many (1 to 1000, default 100)"),
+        ("before" = Option<i64>, Query, description = "Only those kept before this `seq` (the next page after the last one shown)")),
     responses((status = 200, body = DeliveryList), crate::openapi::ApiErrors))]
 async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
-    Query(page): Query<DeliveryPage>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<DeliveryList>, ApiError> {
     caller.require(Scope::Admin)?;
-    let limit = page.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadParameter {
-            parameter: "limit".into(),
-            detail: format!("limit must be 1 to 1000, got {limit}"),
-        });
+    let (mut limit, mut before) = (100_u32, None);
+    for (key, value) in form_pairs(query.as_deref().unwrap_or("")) {
+        match key.as_str() {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        bad_parameter("limit", format!("limit must be 1 to 1000, got {value:?}"))
+                    })?
+            }
+            "before" => {
+                before = Some(value.parse().map_err(|_| {
+                    bad_parameter("before", format!("before must be a seq, got {value:?}"))
+                })?)
+            }
+            _ => {}
+        }
     }
-    let kept = state.store.deliveries(page.before, limit).await?;
+    let kept = state.store.deliveries(before, limit).await?;
     Ok(Json(DeliveryList {
         deliveries: kept.iter().map(DeliveryView::of).collect(),
     }))
