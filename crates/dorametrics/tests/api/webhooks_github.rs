@@ -616,7 +616,114 @@ async fn issues_follow_their_incident_label_in_any_order() {
     assert_eq!(status, StatusCode::ACCEPTED);
 }
 
+fn workflow_run(id: i64, name: &str, conclusion: &str, sha: &str) -> Value {
+    json!({
+        "action": "completed",
+        "workflow_run": {
+            "id": id,
+            "name": name,
+            "node_id": "WFR_kwLOAbcd",
+            "head_branch": "main",
+            "head_sha": sha,
+            "path": ".github/workflows/deploy.yml",
+            "run_number": 562,
+            "event": "push",
+            "status": "completed",
+            "conclusion": conclusion,
+            "workflow_id": 161335,
+            "run_attempt": 1,
+            "created_at": "2025-03-10T09:58:00Z",
+            "run_started_at": "2025-03-10T10:00:00Z",
+            "updated_at": "2025-03-10T10:06:00Z"
+        },
+        "workflow": {"id": 161335, "name": name, "path": ".github/workflows/deploy.yml"},
+        "repository": repository(),
+        "sender": sender()
+    })
+}
+
+async fn workflow_runs_and_named_services_are_deployments_when_asked() {
+    let app = spawn_app().await;
+    let reply = app
+        .post(
+            "/api/v1/admin/webhooks",
+            json!({"name": "deploys", "provider": "github", "secret": SECRET,
+                   "deploy_workflow": "deploy.yml", "deploy_env": "prod-eu"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    assert_eq!(reply.body["deploy_workflow"], "deploy.yml");
+    // The workflow named by its file: a deployment to the hook's env.
+    let (status, body) = deliver(
+        &app,
+        "workflow_run",
+        "w-1",
+        &workflow_run(30433642, "Deploy", "success", C1),
+        SECRET,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let stored = app
+        .get("/api/v2/dora/deployments/github:1296269:run:30433642")
+        .await;
+    assert_eq!(stored.status, StatusCode::OK, "{:?}", stored.body);
+    let attributes = &stored.body["data"]["attributes"];
+    assert_eq!(attributes["env"], "prod-eu", "{attributes:?}");
+    assert_eq!(
+        attributes["started_at"], "2025-03-10T10:00:00Z",
+        "{attributes:?}"
+    );
+    assert_eq!(
+        attributes["finished_at"], "2025-03-10T10:06:00Z",
+        "{attributes:?}"
+    );
+    // A failed run, or another workflow's: not deployments.
+    for (id, payload) in [
+        ("w-2", workflow_run(30433643, "Deploy", "failure", C1)),
+        ("w-3", {
+            let mut other = workflow_run(30433644, "Lint", "success", C1);
+            other["workflow_run"]["path"] = json!(".github/workflows/lint.yml");
+            other
+        }),
+    ] {
+        let (status, body) = deliver(&app, "workflow_run", id, &payload, SECRET).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{id}: {body:?}");
+    }
+    // A deployment naming its service in its payload (as a JSON string, as some tools send it).
+    let mut named = deployment_status(
+        7,
+        C2,
+        "2025-03-10T10:40:00Z",
+        "success",
+        "2025-03-10T11:00:00Z",
+    );
+    named["deployment"]["payload"] = json!("{\"service\": \"shop-api\"}");
+    let (status, body) = deliver(&app, "deployment_status", "w-4", &named, SECRET).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let stored = app
+        .get("/api/v2/dora/deployments/github:1296269:deployment:7")
+        .await;
+    assert_eq!(
+        stored.body["data"]["attributes"]["service"], "shop-api",
+        "{:?}",
+        stored.body
+    );
+    // Without --deploy-workflow, runs are not deployments.
+    let plain = spawn_app().await;
+    make_hook(&plain).await;
+    let (status, _) = deliver(
+        &plain,
+        "workflow_run",
+        "w-5",
+        &workflow_run(30433645, "Deploy", "success", C1),
+        SECRET,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
 conformance!(
+    workflow_runs_and_named_services_are_deployments_when_asked,
     deliveries_become_the_events_a_client_would_post,
     bad_signatures_store_nothing,
     replays_and_other_events_change_nothing,
