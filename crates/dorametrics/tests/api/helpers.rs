@@ -214,6 +214,32 @@ impl TestApp {
         )
     }
 
+    /// Makes a webhook hook as an admin (`options` adds fields to the request); its answer.
+    pub async fn make_hook(
+        &self,
+        provider: &str,
+        name: &str,
+        secret: &str,
+        options: Value,
+    ) -> Value {
+        let mut request = json!({"name": name, "provider": provider, "secret": secret});
+        if let (Some(request), Value::Object(options)) = (request.as_object_mut(), options) {
+            request.extend(options);
+        }
+        let reply = self.post("/api/v1/admin/webhooks", request).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        reply.body
+    }
+
+    /// The totals of service `shop` in March 2025 (where the webhook tests deliver).
+    pub async fn shop_march_totals(&self) -> Value {
+        let reply = self
+            .get("/api/v1/metrics?from=2025-03-01&to=2025-03-31&interval=all&service=shop")
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.body["totals"].clone()
+    }
+
     /// A webhook delivery as a provider sends it: its headers, its body, no dorametrics token;
     /// the status and the JSON answer (or its text).
     pub async fn deliver(

@@ -67,13 +67,7 @@ async fn deliver(app: &TestApp, body: &Value, headers: &[(&str, &str)]) -> (Stat
 
 async fn events_in_every_mode_become_deployments_and_failures() {
     let app = spawn_app().await;
-    let reply = app
-        .post(
-            "/api/v1/admin/webhooks",
-            json!({"name": "cd", "provider": "cdevents", "secret": SECRET}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    app.make_hook("cdevents", "cd", SECRET, json!({})).await;
     // A plain CDEvent.
     let v1 = service_event("deployed", "d-1", "2025-03-10T09:00:00Z", "pkg:oci/shop@v1");
     let (status, body) = deliver(&app, &v1, &[]).await;
@@ -131,11 +125,7 @@ async fn events_in_every_mode_become_deployments_and_failures() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body:?}");
 
-    let totals = app
-        .get("/api/v1/metrics?from=2025-03-01&to=2025-03-31&interval=all&service=shop")
-        .await
-        .body["totals"]
-        .clone();
+    let totals = app.shop_march_totals().await;
     assert_eq!(totals["deployments"], 3, "{totals:?}");
     // v2 failed: rolled back (and the incident came while it was out), and remediated an
     // hour later by the rollback, which is rework.
@@ -176,13 +166,7 @@ mod argocd {
 
     pub async fn synced_revisions_become_deployments() {
         let app = spawn_app().await;
-        let reply = app
-            .post(
-                "/api/v1/admin/webhooks",
-                json!({"name": "argo", "provider": "argocd", "secret": SECRET}),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        app.make_hook("argocd", "argo", SECRET, json!({})).await;
         // As the template renders it: the app, its synced revision, its repository, when.
         let synced = |revision: &str, started: &str, finished: &str| {
             json!({
@@ -206,11 +190,7 @@ mod argocd {
                 .await;
             assert_eq!(status, StatusCode::OK, "{answer:?}");
         }
-        let totals = app
-            .get("/api/v1/metrics?from=2025-03-01&to=2025-03-31&interval=all&service=shop")
-            .await
-            .body["totals"]
-            .clone();
+        let totals = app.shop_march_totals().await;
         assert_eq!(totals["deployments"], 3, "{totals:?}");
         assert_eq!(totals["failed_deployments"], 1, "{totals:?}");
         let bad = json!({"app": "shop", "revision": "HEAD", "repo_url": "https://github.com/acme/shop.git",

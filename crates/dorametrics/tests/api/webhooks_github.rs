@@ -188,22 +188,10 @@ async fn deliver(
 
 async fn make_hook(app: &TestApp) {
     let reply = app
-        .post(
-            "/api/v1/admin/webhooks",
-            json!({"name": "acme-github", "provider": "github", "secret": SECRET}),
-        )
+        .make_hook("github", "acme-github", SECRET, json!({}))
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    assert_eq!(reply.body["secret"], SECRET);
-    assert_eq!(reply.body["path"], "/api/v1/webhooks/github");
-}
-
-async fn metrics(app: &TestApp) -> Value {
-    let reply = app
-        .get("/api/v1/metrics?from=2025-03-01&to=2025-03-31&interval=all&service=shop")
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    reply.body["totals"].clone()
+    assert_eq!(reply["secret"], SECRET);
+    assert_eq!(reply["path"], "/api/v1/webhooks/github");
 }
 
 async fn deliveries_become_the_events_a_client_would_post() {
@@ -354,7 +342,10 @@ async fn deliveries_become_the_events_a_client_would_post() {
         )
         .await;
 
-    let (got, expected) = (metrics(&app).await, metrics(&by_hand).await);
+    let (got, expected) = (
+        app.shop_march_totals().await,
+        by_hand.shop_march_totals().await,
+    );
     assert_eq!(got, expected);
     // And what those are, worked out here: two deployments, the second (11:00Z) shipping C1
     // (3 h: 09:00+01:00 is 08:00Z) and C2 (1 h), the median of the two 2 h; merged an hour
@@ -645,14 +636,14 @@ fn workflow_run(id: i64, name: &str, conclusion: &str, sha: &str) -> Value {
 async fn workflow_runs_and_named_services_are_deployments_when_asked() {
     let app = spawn_app().await;
     let reply = app
-        .post(
-            "/api/v1/admin/webhooks",
-            json!({"name": "deploys", "provider": "github", "secret": SECRET,
-                   "deploy_workflow": "deploy.yml", "deploy_env": "prod-eu"}),
+        .make_hook(
+            "github",
+            "deploys",
+            SECRET,
+            json!({"deploy_workflow": "deploy.yml", "deploy_env": "prod-eu"}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    assert_eq!(reply.body["deploy_workflow"], "deploy.yml");
+    assert_eq!(reply["deploy_workflow"], "deploy.yml");
     // The workflow named by its file: a deployment to the hook's env.
     let (status, body) = deliver(
         &app,

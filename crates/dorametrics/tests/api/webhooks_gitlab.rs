@@ -172,27 +172,10 @@ async fn deliver(
         .await
 }
 
-async fn make_hook(app: &TestApp) {
-    let reply = app
-        .post(
-            "/api/v1/admin/webhooks",
-            json!({"name": "acme-gitlab", "provider": "gitlab", "secret": SECRET}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-}
-
-async fn totals(app: &TestApp) -> Value {
-    let reply = app
-        .get("/api/v1/metrics?from=2025-03-01&to=2025-03-31&interval=all&service=shop")
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    reply.body["totals"].clone()
-}
-
 async fn deliveries_become_the_events_a_client_would_post() {
     let app = spawn_app().await;
-    make_hook(&app).await;
+    app.make_hook("gitlab", "acme-gitlab", SECRET, json!({}))
+        .await;
     let ok = |(status, body): (StatusCode, Value)| {
         assert_eq!(status, StatusCode::OK, "{body:?}");
         body
@@ -346,7 +329,10 @@ async fn deliveries_become_the_events_a_client_would_post() {
             "finished_at": "2025-03-10T12:30:00Z"}),
         )
         .await;
-    let (got, expected) = (totals(&app).await, totals(&by_hand).await);
+    let (got, expected) = (
+        app.shop_march_totals().await,
+        by_hand.shop_march_totals().await,
+    );
     assert_eq!(got, expected);
     // GitLab's tier counts the deployments to "main-cluster" as production (the default tier).
     assert_eq!(got["deployments"], 2, "{got:?}");
@@ -373,7 +359,8 @@ async fn deliveries_become_the_events_a_client_would_post() {
 
 async fn tokens_signatures_and_truncated_pushes() {
     let app = spawn_app().await;
-    make_hook(&app).await;
+    app.make_hook("gitlab", "acme-gitlab", SECRET, json!({}))
+        .await;
     let payload = deployment(1, "success", "2025-03-10 08:30:00 UTC", C0);
     let (status, body) = deliver(&app, "Deployment Hook", "t-1", &payload, "not the token").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body:?}");

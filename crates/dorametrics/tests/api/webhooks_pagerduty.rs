@@ -61,13 +61,7 @@ async fn deliver(app: &TestApp, payload: &Value, signature: Option<String>) -> (
 
 async fn incidents_open_resolve_and_reopen_in_any_order() {
     let app = spawn_app().await;
-    let reply = app
-        .post(
-            "/api/v1/admin/webhooks",
-            json!({"name": "pd", "provider": "pagerduty", "secret": SECRET}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    app.make_hook("pagerduty", "pd", SECRET, json!({})).await;
     // Its service is "Shop API" in PagerDuty: an alias says which dorametrics service it is.
     let reply = app
         .call(
@@ -108,11 +102,7 @@ async fn incidents_open_resolve_and_reopen_in_any_order() {
     );
     assert_eq!(attributes["services"], json!(["shop"]));
     assert_eq!(attributes["severity"], "P1");
-    let totals = app
-        .get("/api/v1/metrics?from=2025-03-01&to=2025-03-31&interval=all&service=shop")
-        .await
-        .body["totals"]
-        .clone();
+    let totals = app.shop_march_totals().await;
     assert_eq!(totals["failed_deployments"], 1, "{totals:?}");
     assert_eq!(
         totals["time_to_restore_seconds"]["median"], 3600.0,
@@ -158,11 +148,7 @@ async fn incidents_open_resolve_and_reopen_in_any_order() {
 
 async fn any_signature_of_a_rotation_verifies() {
     let app = spawn_app().await;
-    app.post(
-        "/api/v1/admin/webhooks",
-        json!({"name": "pd", "provider": "pagerduty", "secret": SECRET}),
-    )
-    .await;
+    app.make_hook("pagerduty", "pd", SECRET, json!({})).await;
     let payload = event("incident.triggered", "01ROT1", "2025-03-10T11:30:05Z");
     let body = serde_json::to_vec(&payload).unwrap();
     let sign = dora_server::webhooks::verify::sign::pagerduty;
@@ -228,11 +214,7 @@ mod opsgenie {
 
     pub async fn alerts_open_and_close_failures() {
         let app = spawn_app().await;
-        app.post(
-            "/api/v1/admin/webhooks",
-            json!({"name": "og", "provider": "opsgenie", "secret": SECRET}),
-        )
-        .await;
+        app.make_hook("opsgenie", "og", SECRET, json!({})).await;
         // 2025-03-10T11:30:00Z in ms; closed an hour later, in ns.
         let closed_at = 1_741_609_800_000_000_000_i64;
         assert_eq!(

@@ -340,7 +340,8 @@ async fn aliases(
     Ok(Json(AliasList { aliases }))
 }
 
-fn provider_in_path(text: &str) -> Result<Provider, ApiError> {
+/// The provider a path names; 404 listing the providers when none.
+pub(super) fn provider_in_path(text: &str) -> Result<Provider, ApiError> {
     Provider::parse(text).ok_or_else(|| {
         ApiError::NotFound(format!(
             "No webhook provider {text:?}; the providers are {}",

@@ -134,12 +134,7 @@ async fn receive(
     request: Request,
 ) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
-    let provider = Provider::parse(&provider).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "No webhook provider {provider:?}; the providers are {}",
-            Provider::names()
-        ))
-    })?;
+    let provider = admin::provider_in_path(&provider)?;
     let body = crate::body::read_limited(request, MAX_DELIVERY_BYTES).await?;
     let received_at = time::now();
     let event = event_name(provider, &headers);
